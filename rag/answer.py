@@ -1,0 +1,227 @@
+"""passages → prompt → streamed tokens → citations checked against the passages."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import grounding, prompts
+from .conversation import Turn, format_history, trim_history
+from .llm import ChatLLM, Message
+from .retrieve import Passage
+from .text import detect_language
+
+_SOURCE_MARKER = re.compile(r"\[(\d{1,3})\]")
+_TEMPLATE_OVERHEAD_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Citation:
+    number: int
+    file: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+    attributed: bool = False
+
+
+@dataclass
+class Answer:
+    question: str
+    standalone_question: str
+    answer: str
+    raw_answer: str
+    refused: bool
+    question_lang: str
+    answer_lang: str
+    citations: list[Citation]
+    passages: list[Passage]
+    used_passages: int
+    invalid_citations: list[int]
+    timings: dict[str, float]
+    models: dict[str, str]
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passages"] = [
+            {**p.to_dict(), "number": i + 1 if i < self.used_passages else None} for i, p in enumerate(self.passages)
+        ]
+        return data
+
+
+class AnswerStream:
+    """Iterate to receive the answer text as it is generated; `result` holds the finished Answer."""
+
+    def __init__(self, run: Callable[[AnswerStream], Iterator[str]]) -> None:
+        self._result: Answer | None = None
+        self._chunks = run(self)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._chunks
+
+    def close(self) -> None:
+        """Stop generating (a closed tab, a Stop button)."""
+        self._chunks.close()  # type: ignore[attr-defined]
+
+    @property
+    def result(self) -> Answer:
+        if self._result is None:
+            for _ in self._chunks:
+                pass
+        assert self._result is not None
+        return self._result
+
+    def finish(self, answer: Answer) -> None:
+        self._result = answer
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_tokens: int
+    passage_tokens: int
+    history_tokens: int
+
+
+def plan_budget(llm: ChatLLM, max_tokens: int, context_tokens: int, fixed_tokens: int) -> Budget:
+    """Split the model's context window between the answer, the history and the passages."""
+    answer = min(max_tokens, llm.n_ctx // 4)
+    free = llm.n_ctx - answer - fixed_tokens - _TEMPLATE_OVERHEAD_TOKENS
+    history = max(0, min(llm.n_ctx // 8, free // 4))
+    return Budget(max_tokens=answer, passage_tokens=max(0, min(context_tokens, free - history)),
+                  history_tokens=history)
+
+
+def fit_passages(passages: Sequence[Passage], budget: int, count_tokens: Callable[[str], int]) -> list[Passage]:
+    """Passages in rank order while they fit; ones that do not fit are skipped, not cut."""
+    kept, used = [], 0
+    for passage in passages:
+        cost = count_tokens(passage.text) + 16
+        if used + cost <= budget:
+            kept.append(passage)
+            used += cost
+    return kept
+
+
+def prompt_passage_text(text: str) -> str:
+    # The source's own reference markers ("[5]") must not read as our citation numbers.
+    return _SOURCE_MARKER.sub("", text).replace("</passage", "</ passage")
+
+
+def build_messages(question: str, lang: str, passages: Sequence[Passage], history: Sequence[Turn]) -> list[Message]:
+    system = prompts.template("qa_system").format(refusal=prompts.refusal(lang), language=prompts.language_name(lang))
+    blocks = "\n".join(
+        prompts.template("passage").format(
+            number=i + 1, title=p.title.replace('"', "'"), text=prompt_passage_text(p.text)
+        )
+        for i, p in enumerate(passages)
+    )
+    messages: list[Message] = [{"role": "system", "content": system}]
+    for turn in history:
+        messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
+    messages.append({"role": "user", "content": prompts.template("qa_user").format(passages=blocks, question=question)})
+    return messages
+
+
+def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int = 150) -> Iterator[str]:
+    """Stop a model that has started repeating itself (the same text three times in a row)."""
+    text = ""
+    for chunk in chunks:
+        yield chunk
+        text += chunk
+        tail = text[-3 * max_period :]
+        if any(tail.endswith(tail[-p:] * 3) for p in range(min_period, min(max_period, len(tail) // 3) + 1)):
+            return
+
+
+def finish_answer(
+    raw: str, visible: str, passages: Sequence[Passage], invalid: list[int]
+) -> tuple[str, bool, list[Citation]]:
+    """The answer as shown, whether it is a refusal, and its citations (attributed ones marked)."""
+    refused = grounding.is_refusal(raw)
+    text = grounding.clean_markers(visible).strip()
+    if refused:
+        return grounding.clean_markers(_SOURCE_MARKER.sub("", text)).strip(), True, []
+    attributions = grounding.attribute_sentences(text, [p.text for p in passages])
+    text = grounding.insert_markers(text, attributions)
+    attributed = {a.passage for a in attributions}
+    citations = []
+    for number in grounding.cited_numbers(text):
+        p = passages[number - 1]
+        citations.append(Citation(number=number, file=p.file, title=p.title, start=p.start, end=p.end, text=p.text,
+                                  score=p.score, attributed=number in attributed and number not in
+                                  grounding.cited_numbers(visible)))
+    return text, False, citations
+
+
+def generate(
+    stream: AnswerStream,
+    *,
+    question: str,
+    standalone: str,
+    lang: str,
+    passages: list[Passage],
+    used: list[Passage],
+    history: Sequence[Turn],
+    llm: ChatLLM,
+    max_tokens: int,
+    temperature: float,
+    timings: dict[str, float],
+    models: dict[str, str],
+    notices: list[str],
+    started: float,
+) -> Iterator[str]:
+    """Stream the answer and record the finished Answer on `stream`."""
+    invalid: list[int] = []
+    raw_parts: list[str] = []
+    visible_parts: list[str] = []
+    first_at = last_at = 0.0
+    if used:
+        messages = build_messages(standalone, lang, used, history)
+        raw = guard_repetition(llm.stream_chat(messages, max_tokens, temperature))
+
+        def recording(chunks: Iterator[str]) -> Iterator[str]:
+            nonlocal first_at, last_at
+            for chunk in chunks:
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
+                raw_parts.append(chunk)
+                yield chunk
+
+        for piece in grounding.filter_citation_stream(recording(raw), len(used), invalid):
+            visible_parts.append(piece)
+            yield piece
+    else:
+        refusal = prompts.refusal(lang)
+        raw_parts.append(refusal)
+        visible_parts.append(refusal)
+        yield refusal
+    raw_text, visible = "".join(raw_parts), "".join(visible_parts)
+    text, refused, citations = finish_answer(raw_text, visible, used, invalid)
+    end = time.perf_counter()
+    generated = len(raw_parts) if used else 0
+    timings.update(
+        ttft_ms=round(((first_at or end) - started) * 1000, 1),
+        total_ms=round((end - started) * 1000, 1),
+        generated_tokens=generated,
+        tokens_per_s=round((generated - 1) / (last_at - first_at), 1) if generated > 1 and last_at > first_at else 0.0,
+    )
+    stream.finish(Answer(
+        question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
+        question_lang=lang, answer_lang=detect_language(text), citations=citations, passages=passages,
+        used_passages=len(used), invalid_citations=invalid, timings=timings, models=models, notices=notices,
+    ))
+
+
+def history_for_prompt(history: Sequence[Turn], budget: int, llm: ChatLLM) -> list[Turn]:
+    return trim_history(history, budget, llm.count_tokens)
+
+
+def condense_prompt(question: str, history: Sequence[Turn]) -> list[Message]:
+    return [{"role": "user", "content": prompts.template("condense").format(
+        history=format_history(history), question=question)}]

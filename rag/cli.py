@@ -1,0 +1,244 @@
+"""The `rag` command: parse arguments, call the Pipeline, render. Expected failures print one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .config import describe_settings, load_settings
+from .conversation import Turn
+from .errors import RagError
+from .pipeline import Pipeline
+
+app = typer.Typer(
+    help="Ask questions about your documents and get answers with citations you can check, "
+    "from a local Qwen model.\n\nStart with `rag ingest seeds` then `rag ask \"...\"` or `rag chat`. "
+    "Settings come from rag.toml, then RAG_* environment variables, then flags (`rag config` shows them).",
+    no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+# Piped output is read by programs and people alike: do not squeeze tables to 80 columns there.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False)
+_state: dict[str, Any] = {"debug": False, "flags": {}, "config": None}
+
+TopK = Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve (default: top_k setting).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+Files = Annotated[list[str] | None, typer.Option("--file", "-f", help="Only search these indexed files (repeatable).")]
+
+
+@app.callback()
+def configure(
+    config: Annotated[Path | None, typer.Option(help="Settings file (default: ./rag.toml, or RAG_CONFIG).")] = None,
+    corpus_dir: Annotated[Path | None, typer.Option(help="Folder `rag ingest` reads by default.")] = None,
+    index_dir: Annotated[Path | None, typer.Option(help="Where the index lives (default: index/).")] = None,
+    qdrant_url: Annotated[str | None, typer.Option(help="Qdrant server URL instead of the embedded index.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Qdrant collection name.")] = None,
+    embedding_model: Annotated[str | None, typer.Option(help="sentence-transformers model id or folder.")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="GGUF file or hub repo of the LLM.")] = None,
+    llm_file: Annotated[str | None, typer.Option(help="GGUF file name inside the hub repo.")] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for the LLM.")] = None,
+    offline: Annotated[bool | None, typer.Option("--offline", help="Never contact a model hub.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+    _state["config"] = config
+    _state["flags"] = {
+        "corpus_dir": corpus_dir, "index_dir": index_dir, "qdrant_url": qdrant_url, "collection": collection,
+        "embedding_model": embedding_model, "llm_model": llm_model, "llm_file": llm_file,
+        "llm_base_url": llm_base_url, "offline": offline,
+    }
+
+
+def _pipeline() -> Pipeline:
+    return Pipeline.from_settings(load_settings(_state["config"], **_state["flags"]))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _notices(pipeline: Pipeline) -> None:
+    for notice in pipeline.notices():
+        err.print(f"[yellow]note:[/] {escape(notice)}")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: corpus_dir).")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove indexed files that no longer exist.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Start from an empty index (after changing the embedding model).")]
+    = False,
+    as_json: AsJson = False,
+) -> None:
+    """Add documents (.txt .md .pdf .docx .html) to the index. Unchanged files are skipped by hash."""
+    from .progress import RichProgress
+
+    with _pipeline() as pipeline, RichProgress(err, enabled=not as_json) as progress:
+        report = pipeline.ingest(paths, prune=prune, rebuild=rebuild, progress=progress)
+        notices = pipeline.notices()
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        for notice in notices:
+            err.print(f"[yellow]note:[/] {escape(notice)}")
+        out.print(report.summary())
+    if report.skipped:
+        raise typer.Exit(3)
+
+
+@app.command()
+def search(query: str, top_k: TopK = None, files: Files = None, as_json: AsJson = False) -> None:
+    """Show the passages retrieval finds for QUERY (what the model would be given). No LLM."""
+    with _pipeline() as pipeline:
+        passages = pipeline.search(query, top_k, files)
+        _notices(pipeline)
+    if as_json:
+        _print_json([{k: v for k, v in p.to_dict().items() if k != "id"} for p in passages])
+        return
+    if not passages:
+        out.print("No passages found.")
+    for rank, p in enumerate(passages, 1):
+        out.print(f"[bold]{rank}.[/] {p.score:.3f}  [cyan]{escape(p.title)}[/] — {escape(p.file)} [{p.start}:{p.end}]")
+        out.print(f"   {escape(p.text)}\n")
+
+
+def _render_sources(answer: Any) -> None:
+    if not answer.citations:
+        return
+    out.print("\n[bold]Sources[/]")
+    for c in answer.citations:
+        mark = " (attributed)" if c.attributed else ""
+        snippet = c.text[:200] + ("…" if len(c.text) > 200 else "")
+        out.print(f"[bold][{c.number}][/] [cyan]{escape(c.title)}[/] — {escape(c.file)} "
+                  f"[{c.start}:{c.end}]{mark}\n    {escape(snippet)}")
+
+
+def _stream(stream: Any) -> Any:
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return stream.result
+
+
+@app.command()
+def ask(question: str, top_k: TopK = None, files: Files = None, as_json: AsJson = False) -> None:
+    """Answer QUESTION from the documents, streaming, with numbered citations."""
+    with _pipeline() as pipeline:
+        stream = pipeline.ask(question, top_k=top_k, files=files)
+        if as_json:
+            _print_json(stream.result.to_dict())
+            return
+        _notices(pipeline)
+        answer = _stream(stream)
+    _render_sources(answer)
+
+
+@app.command()
+def chat(top_k: TopK = None, files: Files = None) -> None:
+    """Talk with your documents in the terminal; follow-up questions use the conversation.
+    Type /new to start over, /exit (or Ctrl-D) to leave."""
+    history: list[Turn] = []
+    with _pipeline() as pipeline:
+        status = pipeline.status()
+        out.print(f"rag chat — {len(status.documents)} documents, {status.chunks} passages. "
+                  "/new starts over, /exit leaves.")
+        while True:
+            try:
+                question = input("\n› ").strip()
+            except (EOFError, KeyboardInterrupt):
+                out.print()
+                return
+            if question in ("/exit", "/quit"):
+                return
+            if question == "/new":
+                history.clear()
+                out.print("(new conversation)")
+                continue
+            if not question:
+                continue
+            try:
+                stream = pipeline.ask(question, history=history, top_k=top_k, files=files)
+                if not history:
+                    _notices(pipeline)
+                answer = _stream(stream)
+            except KeyboardInterrupt:
+                out.print("\n(stopped)")
+                continue
+            except RagError as exc:
+                err.print(f"[red]error:[/] {escape(str(exc))}")
+                continue
+            _render_sources(answer)
+            history.append(Turn(question=question, answer=answer.answer))
+
+
+@app.command()
+def status(as_json: AsJson = False) -> None:
+    """List the indexed documents, chunk counts, the embedding model and the index location and size."""
+    with _pipeline() as pipeline:
+        info = pipeline.status()
+    if as_json:
+        _print_json(info.to_dict())
+        return
+    table = Table(box=None)
+    table.add_column("file", no_wrap=True)
+    table.add_column("title", max_width=50, overflow="ellipsis", no_wrap=True)
+    for name in ("lang", "date", "chunks", "status"):
+        table.add_column(name, no_wrap=True)
+    for d in info.documents:
+        table.add_row(escape(d.file), escape(d.title), d.lang, d.date or "", str(d.chunks), d.status)
+    out.print(table)
+    out.print(f"\n{len(info.documents)} documents, {info.chunks} chunks; embedding model {info.embedding_model or '-'}"
+              f"\nindex: {info.index_dir} ({info.index_bytes / 1e6:.1f} MB), {info.backend}")
+
+
+@app.command()
+def remove(files: Annotated[list[str], typer.Argument(help="Indexed file names, as `rag status` lists them.")]) -> None:
+    """Remove documents from the index (the files themselves are not touched)."""
+    with _pipeline() as pipeline:
+        for file in files:
+            pipeline.remove(file)
+            out.print(f"removed {file}")
+
+
+@app.command()
+def config() -> None:
+    """Print the effective settings and where each value came from."""
+    settings = load_settings(_state["config"], **_state["flags"])
+    table = Table("setting", "value", "source", box=None)
+    for name, value, source in describe_settings(settings, _state["config"], **_state["flags"]):
+        table.add_row(name, escape(value), source)
+    out.print(table)
+
+from .eval_cli import register_eval; register_eval(app)  # noqa: E402, E702, I001
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)
+    except RagError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

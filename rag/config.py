@@ -1,0 +1,168 @@
+"""Settings: one object built at an entry point from rag.toml, then RAG_* environment variables, then flags.
+
+Later sources win. Nothing below the front ends reads the environment; they receive a `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+ENV_PREFIX = "RAG_"
+DEFAULT_CONFIG_FILE = Path("rag.toml")
+DEFAULT_EMBEDDING_MODEL = "intfloat/multilingual-e5-small"
+DEFAULT_LLM_REPO = "Qwen/Qwen2.5-1.5B-Instruct-GGUF"
+DEFAULT_LLM_FILE = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
+
+_toml_file: ContextVar[Path | None] = ContextVar("rag_toml_file", default=None)
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline. `rag config` prints them with their sources."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    corpus_dir: Path = Field(Path("seeds"), description="Folder of documents `rag ingest` reads by default.")
+    index_dir: Path = Field(Path("index"), description="Where the embedded index and document registry live.")
+    collection: str = Field("rag", description="Qdrant collection name.")
+    qdrant_url: str = Field("", description="Qdrant server URL; empty = embedded Qdrant Edge under index_dir.")
+    qdrant_api_key: SecretStr = Field(SecretStr(""), description="API key for the Qdrant server.")
+
+    embedding_model: str = Field(
+        "",
+        description="sentence-transformers model (hub id or local folder); empty = the model that built "
+        f"the index, else {DEFAULT_EMBEDDING_MODEL}.",
+    )
+    embedding_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+    chunk_size: int = Field(200, ge=16, le=8192, description="Chunk size in embedding-model tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens of sentences repeated between neighbouring chunks.")
+
+    top_k: int = Field(5, ge=1, le=100, description="Passages given to the model.")
+    context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
+
+    llm_model: str = Field(
+        "",
+        description=f"GGUF file path or hub repo id; empty = {DEFAULT_LLM_REPO}.",
+    )
+    llm_file: str = Field("", description=f"GGUF file name (or glob) inside a hub repo; default {DEFAULT_LLM_FILE}.")
+    llm_base_url: str = Field("", description="OpenAI-compatible server URL (vLLM, llama-server, Ollama).")
+    llm_api_key: SecretStr = Field(SecretStr(""), description="API key for the OpenAI-compatible server.")
+    llm_name: str = Field("", description="Model name sent to the OpenAI-compatible server.")
+    n_ctx: int = Field(4096, ge=512, description="LLM context window in tokens.")
+    n_threads: int = Field(0, ge=0, description="CPU threads for llama.cpp; 0 = all cores.")
+    max_tokens: int = Field(400, ge=16, description="Most tokens generated for one answer.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 = deterministic.")
+    request_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a server (LLM or Qdrant).")
+
+    offline: bool = Field(False, description="Never contact a model hub (HF_HUB_OFFLINE=1 also does this).")
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _toml_file.get()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def embedded_store(self) -> bool:
+        return not self.qdrant_url
+
+
+def find_config_file(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """--config wins, then RAG_CONFIG, then ./rag.toml when present."""
+    if explicit is not None:
+        path = explicit
+    elif environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    elif DEFAULT_CONFIG_FILE.is_file():
+        return DEFAULT_CONFIG_FILE
+    else:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found", "check the path given to --config or RAG_CONFIG")
+    return path
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build Settings; `flags` are CLI values (None means the flag was not given)."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        given.setdefault("offline", True)  # the hub library's own switch means offline for us too
+    path = find_config_file(config_file, os.environ)
+    if path is not None:
+        _check_toml(path)
+    token = _toml_file.set(path)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "settings"
+        raise ConfigError(
+            f"invalid setting {field}: {error['msg']}",
+            "fix it in rag.toml, the RAG_* environment or the flag (see `rag config`)",
+        ) from exc
+    finally:
+        _toml_file.reset(token)
+
+
+def _check_toml(path: Path) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}", "fix the TOML syntax") from exc
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in {path}: {', '.join(unknown)}", "run `rag config` to list the valid names"
+        )
+
+
+def describe_settings(
+    settings: Settings, config_file: Path | None = None, **flags: Any
+) -> Iterator[tuple[str, str, str]]:
+    """(name, value, source) for each setting; secrets are masked."""
+    given = {k for k, v in flags.items() if v is not None}
+    path = find_config_file(config_file, os.environ)
+    in_file = set(tomllib.loads(path.read_text(encoding="utf-8"))) if path else set()
+    for name in Settings.model_fields:
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        if name in given:
+            source = "flag"
+        elif env_name in os.environ:
+            source = f"env {env_name}"
+        elif name in in_file:
+            source = str(path)
+        else:
+            source = "default"
+        value = getattr(settings, name)
+        secret = isinstance(value, SecretStr)
+        shown = ("****" if value.get_secret_value() else "") if secret else str(value)
+        yield name, shown, source

@@ -1,0 +1,81 @@
+"""sentence-transformers embeddings: passages and queries, with the prefixes the model's own config asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from .models import ModelRef
+
+# e5-style models need prefixes but older checkpoints do not declare them in their config.
+_KNOWN_PREFIXES = {"e5": ("query: ", "passage: ")}
+
+
+class Embedder:
+    def __init__(self, model: ModelRef, batch_size: int = 32) -> None:
+        self.ref = model
+        self.name = model.name
+        self.batch_size = batch_size
+        self.model = _load(str(model.path))
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+        self.tokenizer = self.model.tokenizer
+        self.query_prefix, self.passage_prefix = _prefixes(self.model.prompts, model.name)
+        overhead = self.tokenizer.num_special_tokens_to_add(pair=False)
+        prefix_tokens = len(self.tokenizer(self.passage_prefix, add_special_tokens=False)["input_ids"])
+        self.passage_token_limit = self.max_tokens - overhead - prefix_tokens
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        encoded = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False
+        )
+        return [(s, e) for s, e in encoded["offset_mapping"] if e > s]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encoded = self.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def embed_passages(
+        self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        vectors = []
+        for begin in range(0, len(texts), self.batch_size):
+            batch = [self.passage_prefix + t for t in texts[begin : begin + self.batch_size]]
+            vectors.append(self._encode(batch))
+            if on_batch:
+                on_batch(len(batch))
+        if not vectors:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.vstack(vectors)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._encode([self.query_prefix + text])[0].tolist()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+
+@cache
+def _load(path: str) -> Any:
+    """One copy of each model per process, however many pipelines use it."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # a bar per model load is noise in a CLI
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
+
+
+def _prefixes(prompts: dict[str, str], name: str) -> tuple[str, str]:
+    query = prompts.get("query", "")
+    passage = prompts.get("passage", prompts.get("document", prompts.get("text", "")))
+    if not query and not passage:
+        for marker, (q, p) in _KNOWN_PREFIXES.items():
+            if marker in name.lower().replace("/", "-").split("-"):
+                return q, p
+    return query, passage

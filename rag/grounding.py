@@ -1,0 +1,161 @@
+"""Citations: keep the model's valid [n] markers (also while streaming), drop invented numbers, attribute
+uncited sentences to the passage that supports them, and recognise refusals."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .chunking import sentence_spans
+
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_MAX_MARKER_CHARS = 16
+_SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?。，；：！？])")
+_REFUSAL = re.compile(
+    r"(documents?|passages?|sources?|context|texts?)\s+(do(es)?\s*n[o']t|do(es)? not)\s+(say|mention|contain|state|"
+    r"provide|include|specify)|not\s+(mentioned|stated|specified|provided|found)\s+in\s+the\s+(documents?|passages?|"
+    r"sources?|context)|no\s+information\s+(about|on)|"
+    r"(Dokumente|Texte|Quellen|Passagen)\s+(sagen|enthalten|nennen|erwähnen)\s+(dazu\s+|darüber\s+)?(nichts|keine)|"
+    r"(nicht|keine)\s+(in\s+den\s+)?(Dokumenten|Quellen|Passagen)\s+(erwähnt|genannt|enthalten)|"
+    r"(文档|资料|文中|材料|段落)(中)?(没有|未)(提到|提及|说明|包含|涉及)|没有(提到|提及|相关信息)|未提及",
+    re.IGNORECASE,
+)
+_STOPWORDS = frozenset({
+    "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "with", "by", "from", "as", "at", "is", "are",
+    "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "which", "who", "what", "when",
+    "where", "how", "why", "than", "then", "also", "into", "about", "over", "after", "before", "has", "have",
+    "had", "not", "but", "can", "will", "would", "could", "should", "may", "might", "does", "did", "do",
+    "their", "there", "they", "them", "he", "she", "his", "her", "our", "your", "you", "we", "i", "der", "die",
+    "das", "und", "oder", "von", "zu", "im", "am", "auf", "für", "mit", "durch", "als", "ist",
+    "sind", "war", "waren", "sein", "es", "dies", "diese", "dieser", "welche", "welcher", "wer", "wann",
+    "wo", "wie", "warum", "auch", "über", "nach", "vor", "hat", "haben", "hatte", "nicht", "aber", "kann",
+    "wird", "den", "dem", "des", "ein", "eine", "einer", "eines", "einem", "einen", "sich", "zur", "zum", "bei",
+})
+_LATIN_TERM = re.compile(r"[0-9a-zà-ÿ]+(?:[.,\-][0-9a-zà-ÿ]+)*")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.search(text))
+
+
+def clean_markers(text: str) -> str:
+    """Tidy the spaces that removing a citation leaves before punctuation."""
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", re.sub(r"[ \t]{2,}", " ", text))
+
+
+def filter_citation_stream(chunks: Iterable[str], valid: int, invalid: list[int]) -> Iterator[str]:
+    """Pass text through, rewriting each [n] / [n, m] marker: numbers 1..valid are kept as [n], any other
+    number is removed and appended to `invalid`. A marker split across chunks is held back until complete."""
+    held = ""
+    for chunk in chunks:
+        held += chunk
+        out, held = _release(held, valid, invalid)
+        if out:
+            yield out
+    if held:
+        out, rest = _release(held, valid, invalid, final=True)
+        if out + rest:
+            yield out + rest
+
+
+def _release(text: str, valid: int, invalid: list[int], final: bool = False) -> tuple[str, str]:
+    out: list[str] = []
+    pos = 0
+    while True:
+        start = text.find("[", pos)
+        if start < 0:
+            out.append(text[pos:])
+            return "".join(out), ""
+        out.append(text[pos:start])
+        match = _MARKER.match(text, start)
+        if match:
+            out.append(_rewrite_marker(match.group(1), valid, invalid))
+            pos = match.end()
+            continue
+        tail = text[start:]
+        if not final and len(tail) < _MAX_MARKER_CHARS and re.fullmatch(r"\[[\d,\s]*", tail):
+            return "".join(out), tail  # may still become a marker
+        out.append("[")
+        pos = start + 1
+
+
+def _rewrite_marker(body: str, valid: int, invalid: list[int]) -> str:
+    kept = []
+    for number in (int(n) for n in re.findall(r"\d+", body)):
+        if 1 <= number <= valid:
+            kept.append(f"[{number}]")
+        else:
+            invalid.append(number)
+    return "".join(kept)
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Citation numbers in order of first appearance."""
+    seen: dict[int, None] = {}
+    for match in _MARKER.finditer(text):
+        for number in re.findall(r"\d+", match.group(1)):
+            seen.setdefault(int(number), None)
+    return list(seen)
+
+
+def terms(text: str) -> set[str]:
+    """Content words and numbers (Latin scripts) and character bigrams (Chinese), lower-cased."""
+    lowered = text.lower()
+    found = {t for t in _LATIN_TERM.findall(lowered) if t not in _STOPWORDS and (len(t) > 2 or t.isdigit())}
+    for run in _CJK_RUN.findall(text):
+        found.update(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+    return found
+
+
+@dataclass(frozen=True)
+class Attribution:
+    sentence_end: int
+    passage: int  # 1-based
+    overlap: float
+
+
+def attribute_sentences(answer: str, passages: Sequence[str], min_support: float = 0.3) -> list[Attribution]:
+    """For each answer sentence without a marker, the passage that supports it best: the share of the
+    sentence's terms it contains, each term weighted by how specific it is among the passages (words every
+    passage shares say little; numbers and names say much). Only shares of at least `min_support` count."""
+    passage_terms = [terms(p) for p in passages]
+    found = []
+    for start, end in sentence_spans(answer):
+        sentence = answer[start:end]
+        if _MARKER.search(sentence):
+            continue
+        wanted = terms(sentence)
+        if len(wanted) < 2:
+            continue
+        weights = {t: _specificity(t, passage_terms) for t in wanted}
+        total = sum(weights.values())
+        scores = [sum(weights[t] for t in wanted & pt) / total for pt in passage_terms]
+        best = max(range(len(scores)), key=scores.__getitem__, default=None)
+        if best is not None and scores[best] >= min_support and len(wanted & passage_terms[best]) >= 2:
+            found.append(Attribution(sentence_end=end, passage=best + 1, overlap=scores[best]))
+    return found
+
+
+def _specificity(term: str, passage_terms: Sequence[set[str]]) -> float:
+    df = sum(term in pt for pt in passage_terms)
+    weight = 1.0 + math.log((1 + len(passage_terms)) / (1 + df))
+    return weight * (2.0 if any(ch.isdigit() for ch in term) else 1.0)
+
+
+def insert_markers(answer: str, attributions: Sequence[Attribution]) -> str:
+    """Put [n] at the end of each attributed sentence, before its final punctuation."""
+    out = answer
+    for item in sorted(attributions, key=lambda a: a.sentence_end, reverse=True):
+        end = item.sentence_end
+        while end > 0 and out[end - 1] in ".!?。！？":
+            end -= 1
+        out = f"{out[:end]} [{item.passage}]{out[end:]}" if end and not _is_cjk(out[end - 1]) \
+            else f"{out[:end]}[{item.passage}]{out[end:]}"
+    return out
+
+
+def _is_cjk(char: str) -> bool:
+    return bool(_CJK_RUN.match(char))

@@ -1,0 +1,113 @@
+"""Chat LLM backends: llama.cpp in-process (default) or any OpenAI-compatible server, chosen from settings."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Protocol
+
+from .config import Settings
+from .errors import BackendUnavailableError, ModelError
+from .models import ModelRef, resolve_llm
+
+Message = dict[str, str]
+
+
+class ChatLLM(Protocol):
+    name: str
+    n_ctx: int
+    notice: str
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]: ...
+
+
+class LlamaCppLLM:
+    """llama-cpp-python's own chat completion, which applies the GGUF's chat template (Qwen's ChatML)."""
+
+    def __init__(self, model: ModelRef, n_ctx: int, n_threads: int = 0) -> None:
+        from llama_cpp import Llama
+
+        self.name = model.name
+        self.notice = model.notice
+        try:
+            self._llama = Llama(
+                model_path=str(model.path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
+                n_batch=512, seed=0, verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load the GGUF model {model.path} ({exc})".splitlines()[0],
+                             "check that the file is a complete GGUF model") from exc
+        # Never ask for more context than the model was trained for: it degrades into nonsense.
+        trained = next((int(v) for k, v in self._llama.metadata.items() if k.endswith(".context_length")), 0)
+        self.n_ctx = min(self._llama.n_ctx(), trained) if trained > 0 else self._llama.n_ctx()
+        # One Llama object runs one generation at a time; callers queue here.
+        self.lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        with self.lock:
+            stream = self._llama.create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=temperature, top_k=40, top_p=0.95,
+                repeat_penalty=1.1, seed=0, stream=True,
+            )
+            for chunk in stream:
+                delta = chunk["choices"][0]["delta"].get("content")
+                if delta:
+                    yield delta
+
+
+class OpenAICompatibleLLM:
+    """Any server speaking the OpenAI chat API: vLLM, llama-server, Ollama, llama-cpp-python's server."""
+
+    def __init__(self, settings: Settings) -> None:
+        import openai
+
+        self._openai = openai
+        self.notice = ""
+        self.n_ctx = settings.n_ctx
+        self._client = openai.OpenAI(
+            base_url=settings.llm_base_url, api_key=settings.llm_api_key.get_secret_value() or "none",
+            timeout=settings.request_timeout, max_retries=1,
+        )
+        self.name = settings.llm_name or self._first_model(settings.llm_base_url)
+
+    def _first_model(self, url: str) -> str:
+        try:
+            models = self._client.models.list().data
+        except self._openai.OpenAIError as exc:
+            raise BackendUnavailableError(
+                f"cannot reach the LLM server at {url} ({type(exc).__name__})",
+                "start it, or check RAG_LLM_BASE_URL",
+            ) from exc
+        if not models:
+            raise ModelError(f"the LLM server at {url} serves no model", "load a model there or set RAG_LLM_NAME")
+        return models[0].id
+
+    def count_tokens(self, text: str) -> int:
+        # No tokenizer on this side of the wire: 3 characters a token over-counts for every script we serve.
+        return len(text) // 3 + 1
+
+    def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        try:
+            stream = self._client.chat.completions.create(
+                model=self.name, messages=messages, max_tokens=max_tokens, temperature=temperature, seed=0,
+                stream=True,
+            )
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except self._openai.APIConnectionError as exc:
+            raise BackendUnavailableError(
+                f"lost the LLM server at {self._client.base_url}", "check that it is running"
+            ) from exc
+
+
+def load_llm(settings: Settings) -> ChatLLM:
+    if settings.llm_base_url:
+        return OpenAICompatibleLLM(settings)
+    return LlamaCppLLM(resolve_llm(settings), n_ctx=settings.n_ctx, n_threads=settings.n_threads)

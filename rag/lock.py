@@ -1,0 +1,39 @@
+"""An exclusive lock on the index folder, so a second process gets one clear line instead of a broken index."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from .errors import IndexLockedError
+
+
+class IndexLock:
+    def __init__(self, index_dir: Path) -> None:
+        self.path = index_dir / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            holder = self.path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+            raise IndexLockedError(
+                f"the index at {self.path.parent} is in use by {holder}",
+                "wait for it to finish or stop it (`rag serve` holds the index while it runs)",
+            ) from exc
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,213 @@
+"""The Pipeline: built once from Settings, it wires documents, embeddings, the vector store, retrieval and the
+LLM, loading each part only when first needed. Every front end holds one."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import answer as answering
+from .config import Settings
+from .conversation import Turn, clean_rewrite, needs_rewrite
+from .embeddings import Embedder
+from .errors import IndexMismatchError, NotFoundError, RagError
+from .ingest import Ingester, IngestReport, NoProgress, Progress
+from .llm import ChatLLM, load_llm
+from .lock import IndexLock
+from .models import resolve_embedding
+from .registry import DocumentRecord, Registry
+from .retrieve import Passage, Retriever
+from .store import VectorStore, open_vector_store
+from .text import detect_language
+
+
+@dataclass(frozen=True)
+class Status:
+    documents: list[DocumentRecord]
+    chunks: int
+    embedding_model: str | None
+    index_dir: Path
+    index_bytes: int
+    backend: str
+    chunking: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "documents": len(self.documents), "chunks": self.chunks, "embedding_model": self.embedding_model,
+            "index_dir": str(self.index_dir), "index_bytes": self.index_bytes, "backend": self.backend,
+            "chunking": self.chunking,
+            "files": [{"file": d.file, "title": d.title, "date": d.date, "lang": d.lang, "chunks": d.chunks,
+                       "status": d.status, "sha256": d.sha256, "ingested_at": d.ingested_at} for d in self.documents],
+        }
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, llm: ChatLLM | None = None) -> None:
+        """`llm` replaces the configured model (a server's shared model, or a test double)."""
+        self.settings = settings
+        self._lock = IndexLock(settings.index_dir)
+        self._registry: Registry | None = None
+        self._store: VectorStore | None = None
+        self._embedder: Embedder | None = None
+        self._llm: ChatLLM | None = llm
+        self._build = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        return cls(settings)
+
+    # -- parts, each built on first use ------------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.settings.index_dir / "registry.sqlite")
+        return self._registry
+
+    @property
+    def store(self) -> VectorStore:
+        with self._build:
+            if self._store is None:
+                self._lock.acquire()
+                self._store = open_vector_store(self.settings)
+            return self._store
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._build:
+            if self._embedder is None:
+                recorded = self.registry.meta("embedding_model")
+                ref = resolve_embedding(self.settings, recorded)
+                if recorded and ref.name != recorded:
+                    raise IndexMismatchError(
+                        f"the index was built with {recorded}, but the embedding model is now {ref.name}",
+                        "rebuild it with `rag ingest --rebuild`, or unset RAG_EMBEDDING_MODEL",
+                    )
+                self._embedder = Embedder(ref, batch_size=self.settings.embedding_batch_size)
+            return self._embedder
+
+    @property
+    def llm(self) -> ChatLLM:
+        with self._build:
+            if self._llm is None:
+                self._llm = load_llm(self.settings)
+            return self._llm
+
+    def notices(self) -> list[str]:
+        parts = [self._embedder.ref.notice if self._embedder else "", self._llm.notice if self._llm else ""]
+        return [n for n in parts if n]
+
+    # -- documents -----------------------------------------------------------------------------------------
+    def ingest(
+        self, paths: Sequence[Path] | None = None, *, prune: bool = False, rebuild: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        paths = list(paths or [self.settings.corpus_dir])
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise RagError(f"no such file or folder: {', '.join(missing)}", "check the path")
+        if rebuild:
+            self._rebuild()
+        ingester = Ingester(
+            registry=self.registry, store=self.store, embedder=lambda: self.embedder,
+            chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
+            corpus_dir=self.settings.corpus_dir, progress=progress or NoProgress(),
+        )
+        return ingester.run(paths, prune=prune)
+
+    def _rebuild(self) -> None:
+        """Start from an empty index: also the way out of a corrupt or mismatched one."""
+        self.close()
+        self._lock.acquire()
+        if self.settings.embedded_store:
+            shutil.rmtree(self.settings.index_dir / "qdrant", ignore_errors=True)
+        (self.settings.index_dir / "registry.sqlite").unlink(missing_ok=True)
+        if not self.settings.embedded_store:
+            self.store.clear()  # type: ignore[attr-defined]
+
+    def remove(self, file: str) -> None:
+        if self.registry.get(file) is None:
+            raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
+        self.store.delete(file)
+        self.store.flush()
+        self.registry.remove(file)
+
+    def status(self) -> Status:
+        documents = self.registry.documents()
+        index_dir = self.settings.index_dir
+        # Edge preallocates sparse files: count the blocks on disk, not the apparent sizes.
+        size = sum(p.stat().st_blocks * 512 for p in index_dir.rglob("*") if p.is_file()) if index_dir.exists() else 0
+        return Status(
+            documents=documents, chunks=sum(d.chunks for d in documents if d.complete),
+            embedding_model=self.registry.meta("embedding_model"), index_dir=index_dir.absolute(), index_bytes=size,
+            backend=f"Qdrant server {self.settings.qdrant_url}" if self.settings.qdrant_url
+            else "Qdrant Edge (embedded)",
+            chunking=self.registry.meta("chunking"),
+        )
+
+    def document_text(self, file: str) -> str:
+        text = self.registry.text(file)
+        if text is None:
+            raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
+        return text
+
+    # -- questions -----------------------------------------------------------------------------------------
+    def _require_index(self) -> None:
+        if not any(d.complete for d in self.registry.documents()):
+            raise RagError("the index is empty", "add documents with `rag ingest PATH`")
+
+    def search(self, query: str, top_k: int | None = None, files: Sequence[str] | None = None) -> list[Passage]:
+        self._require_index()
+        return Retriever(self.embedder, self.store).search(query, top_k or self.settings.top_k, files)
+
+    def ask(
+        self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,
+        files: Sequence[str] | None = None,
+    ) -> answering.AnswerStream:
+        question = question.strip()
+        if not question:
+            raise RagError("the question is empty", "type a question")
+        self._require_index()
+        started = time.perf_counter()
+        lang = detect_language(question)
+        llm, embedder = self.llm, self.embedder
+        timings: dict[str, float] = {}
+        standalone = question
+        if needs_rewrite(question, lang, history):
+            t = time.perf_counter()
+            recent = list(history)[-3:]
+            rewritten = "".join(llm.stream_chat(answering.condense_prompt(question, recent), 96, 0.0))
+            standalone = clean_rewrite(rewritten, question)
+            timings["rewrite_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        t = time.perf_counter()
+        passages = self.search(standalone, top_k, files)
+        timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        fixed = llm.count_tokens(answering.build_messages(standalone, lang, [], [])[0]["content"]) \
+            + llm.count_tokens(standalone)
+        budget = answering.plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
+        used = answering.fit_passages(passages, budget.passage_tokens, llm.count_tokens)
+        turns = answering.history_for_prompt(history, budget.history_tokens, llm)
+        models = {"llm": llm.name, "embedding": embedder.name}
+        return answering.AnswerStream(lambda stream: answering.generate(
+            stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
+            history=turns, llm=llm, max_tokens=budget.max_tokens, temperature=self.settings.temperature,
+            timings=timings, models=models, notices=self.notices(), started=started,
+        ))
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
+        self._lock.release()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,134 @@
+"""The document registry: which files the index holds, their hashes, metadata and normalised text.
+
+SQLite, so every change is atomic: a document is `complete` only after its chunks are in the vector store,
+and a crash mid-ingest leaves it `pending`, to be redone by the next ingest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import IndexCorruptError
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    file TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    date TEXT,
+    lang TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    file: str
+    source: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    title: str
+    date: str | None
+    lang: str
+    chunks: int
+    status: str
+    ingested_at: str
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+_COLUMNS = "file, source, sha256, size, mtime_ns, title, date, lang, chunks, status, ingested_at"
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.executescript(_SCHEMA)
+            version = self.meta("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"the document registry {path} is unreadable ({exc})", "rebuild the index with `rag ingest --rebuild`"
+            ) from exc
+        if version is None:
+            self.set_meta(schema_version=SCHEMA_VERSION)
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, **values: object) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [(k, str(v)) for k, v in values.items()]
+            )
+
+    def documents(self) -> list[DocumentRecord]:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY file").fetchall()
+        return [DocumentRecord(*row) for row in rows]
+
+    def get(self, file: str) -> DocumentRecord | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM documents WHERE file = ?", (file,)).fetchone()
+        return DocumentRecord(*row) if row else None
+
+    def text(self, file: str) -> str | None:
+        row = self._db.execute("SELECT text FROM documents WHERE file = ?", (file,)).fetchone()
+        return row[0] if row else None
+
+    def mark_pending(self, record: DocumentRecord, text: str) -> None:
+        with self._db:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO documents ({_COLUMNS}, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*_values(record, status="pending"), text),
+            )
+
+    def mark_complete(self, file: str, chunks: int) -> None:
+        with self._db:
+            self._db.execute(
+                "UPDATE documents SET status = 'complete', chunks = ?, ingested_at = ? WHERE file = ?",
+                (chunks, now(), file),
+            )
+
+    def remove(self, file: str) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM documents WHERE file = ?", (file,))
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("DELETE FROM documents")
+            self._db.execute("DELETE FROM meta WHERE key != 'schema_version'")
+
+    def __iter__(self) -> Iterator[DocumentRecord]:
+        return iter(self.documents())
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _values(record: DocumentRecord, status: str) -> tuple[object, ...]:
+    return (
+        record.file, record.source, record.sha256, record.size, record.mtime_ns, record.title, record.date,
+        record.lang, record.chunks, status, record.ingested_at,
+    )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

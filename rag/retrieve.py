@@ -1,0 +1,62 @@
+"""Query → ranked passages from the vector store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from llama_index.core.vector_stores.types import (
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+)
+
+from .embeddings import Embedder
+from .store import VectorStore
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    file: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+    lang: str = ""
+    date: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Retriever:
+    def __init__(self, embedder: Embedder, store: VectorStore) -> None:
+        self.embedder = embedder
+        self.store = store
+
+    def search(self, query: str, top_k: int, files: Sequence[str] | None = None) -> list[Passage]:
+        filters = None
+        if files:
+            only = MetadataFilter(key="file", value=list(files), operator=FilterOperator.IN)
+            filters = MetadataFilters(filters=[only])
+        result = self.store.query(
+            VectorStoreQuery(
+                query_embedding=self.embedder.embed_query(query), similarity_top_k=top_k, filters=filters,
+                query_str=query,
+            )
+        )
+        passages = []
+        for node, score in zip(result.nodes or [], result.similarities or [], strict=False):
+            meta = node.metadata
+            passages.append(
+                Passage(
+                    id=node.node_id, file=meta["file"], title=meta.get("title", meta["file"]), start=int(meta["start"]),
+                    end=int(meta["end"]), text=node.get_content(), score=float(score), lang=meta.get("lang", ""),
+                    date=meta.get("date") or None,
+                )
+            )
+        return passages

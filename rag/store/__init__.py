@@ -1,0 +1,43 @@
+"""One vector-store contract, two backends: llama-index's vector store API plus `count`, `flush` and `close`.
+
+Embedded Qdrant Edge under the index folder by default; a Qdrant server or cluster when a URL is configured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryResult
+
+from ..config import Settings
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    def add(self, nodes: list[BaseNode]) -> list[str]: ...
+    def delete(self, ref_doc_id: str) -> None: ...
+    def query(self, query: VectorStoreQuery) -> VectorStoreQueryResult: ...
+    def count(self) -> int: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def edge_path(settings: Settings) -> Path:
+    return settings.index_dir / "qdrant"
+
+
+def open_vector_store(settings: Settings) -> VectorStore:
+    if settings.qdrant_url:
+        from .client import open_server_store
+
+        return open_server_store(
+            settings.qdrant_url,
+            settings.qdrant_api_key.get_secret_value(),
+            settings.collection,
+            settings.request_timeout,
+        )
+    from .edge import EdgeVectorStore
+
+    return EdgeVectorStore(edge_path(settings))

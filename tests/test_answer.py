@@ -1,0 +1,125 @@
+"""Answering around the model, with a scripted LLM: streaming, citations, refusals, follow-ups, JSON shape."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from rag import Pipeline
+from rag.config import Settings
+from rag.conversation import Turn, needs_rewrite
+
+QUESTION = "Which model was Alibaba's first open-source model?"
+
+
+@pytest.fixture
+def ingested(settings: Settings) -> Settings:
+    with Pipeline(settings) as pipeline:
+        pipeline.ingest()
+    return settings
+
+
+def test_first_token_arrives_before_generation_ends(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["Alibaba released Qwen-7B first [1] in August 2023."], block_after=3)
+    with Pipeline(ingested, llm=llm) as pipeline:
+        stream = pipeline.ask(QUESTION)
+        received: list[str] = []
+        reader = threading.Thread(target=lambda: received.extend(stream))
+        reader.start()
+        assert llm.reached_gate.wait(30)
+        assert "".join(received).startswith("Alibaba released Qwen-7B")  # streamed while the model is blocked
+        llm.gate.set()
+        reader.join(30)
+        assert "".join(received) == "Alibaba released Qwen-7B first [1] in August 2023."
+
+
+def test_answer_json_shape_and_citation_offsets(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["Qwen-7B was first [1]. It came in 2023 [1][9]."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask(QUESTION).result
+        data = result.to_dict()
+        for key in ("answer", "refused", "answer_lang", "citations", "passages", "timings", "models"):
+            assert key in data
+        assert data["answer"] == "Qwen-7B was first [1]. It came in 2023 [1]."
+        assert data["invalid_citations"] == [9]
+        assert data["refused"] is False and data["answer_lang"] == "en"
+        assert [c["number"] for c in data["citations"]] == [1]
+        for c in data["citations"]:
+            assert pipeline.document_text(c["file"])[c["start"] : c["end"]] == c["text"]
+            assert {"file", "title", "start", "end", "text", "score"} <= set(c)
+        assert len(data["passages"]) == ingested.top_k
+        assert {"retrieval_ms", "ttft_ms", "total_ms", "generated_tokens", "tokens_per_s"} <= set(data["timings"])
+        assert data["models"] == {"llm": "scripted", "embedding": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def test_prompt_numbers_passages_fences_them_and_uses_the_template(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["ok"])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        assert pipeline.ask("Was sagte Joe Tsai über Open Source?").result.answer == "ok"
+    system, user = llm.calls[0][0]["content"], llm.calls[0][-1]["content"]
+    assert "untrusted" in system and "German" in system and "Die Dokumente sagen dazu nichts." in system
+    assert '<passage number="1"' in user and '<passage number="2"' in user
+    assert user.rstrip().endswith("Question: Was sagte Joe Tsai über Open Source?")
+
+
+def test_uncited_answer_gets_attributed_citation(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["Alibaba released its first open-source model, Qwen-7B, in August 2023."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask(QUESTION).result
+    assert result.citations and all(c.attributed for c in result.citations)
+    assert any("Qwen-7B" in c.text for c in result.citations)
+    assert "[" in result.answer
+
+
+def test_refusal_is_detected_and_cites_nothing(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["The documents don't say [2]."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask("What is the capital of Peru?").result
+    assert result.refused and result.citations == [] and result.answer == "The documents don't say."
+
+
+def test_follow_up_is_rewritten_and_standalone_question_is_not(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    history = [Turn(question="What was Alibaba's first open-source model?", answer="Qwen-7B [1].")]
+    llm = scripted_llm(["When was Qwen-7B released?", "In August 2023 [1]."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask("and when was it released?", history=history).result
+        assert result.standalone_question == "When was Qwen-7B released?"
+        assert len(llm.calls) == 2 and "and when was it released?" in llm.calls[0][0]["content"]
+        assert any("Qwen-7B" in p.text for p in result.passages)
+        assert llm.calls[1][1]["content"] == history[0].question  # history goes into the prompt
+        llm.replies = ["It was Qwen-7B [1]."]
+        assert pipeline.ask("Which company released Qwen-7B in August 2023?", history=history).result.citations
+        assert len(llm.calls) == 3  # no rewrite call for a self-contained question
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "expected"),
+    [("and when was it released?", "en", True), ("What about QwQ?", "en", True),
+     ("Which company released Qwen-7B in August 2023?", "en", False),
+     ("Und wann wurde es veröffentlicht?", "de", True), ("Welche Firma hat Qwen-7B veröffentlicht?", "de", False),
+     ("它是什么时候发布的？", "zh", True), ("阿里巴巴的第一个开源模型是什么？", "zh", False)],
+)
+def test_needs_rewrite(question: str, lang: str, expected: bool) -> None:
+    assert needs_rewrite(question, lang, [Turn("q", "a")]) is expected
+    assert needs_rewrite(question, lang, []) is False
+
+
+def test_empty_question_and_empty_index_are_clear_errors(settings: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    from rag.errors import RagError
+
+    with Pipeline(settings, llm=scripted_llm([])) as pipeline:
+        with pytest.raises(RagError, match="empty"):
+            pipeline.ask("  ")
+        with pytest.raises(RagError, match="rag ingest"):
+            pipeline.ask("Anything?")
+
+
+def test_history_is_trimmed_to_fit_the_context(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    long_turns = [Turn(question=f"question {i} " + "word " * 200, answer="answer " * 200) for i in range(20)]
+    llm = scripted_llm(["Qwen-7B [1]."], n_ctx=2048)
+    with Pipeline(ingested, llm=llm) as pipeline:
+        assert pipeline.ask("Which company released Qwen-7B in August 2023?", history=long_turns).result.answer
+    sent = llm.calls[-1]
+    assert 1 < len(sent) < 2 + 2 * len(long_turns)
+    assert sum(llm.count_tokens(m["content"]) for m in sent) < 2048
