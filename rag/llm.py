@@ -93,6 +93,7 @@ class OpenAICompatibleLLM:
         return len(text) // 3 + 1
 
     def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        produced = False
         try:
             stream = self._client.chat.completions.create(
                 model=self.name, messages=messages, max_tokens=max_tokens, temperature=temperature, seed=0,
@@ -100,11 +101,22 @@ class OpenAICompatibleLLM:
             )
             for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
+                    produced = True
                     yield chunk.choices[0].delta.content
         except self._openai.APIConnectionError as exc:
             raise BackendUnavailableError(
                 f"lost the LLM server at {self._client.base_url}", "check that it is running"
             ) from exc
+        except self._openai.APIStatusError as exc:
+            raise BackendUnavailableError(
+                f"the LLM server at {self._client.base_url} answered {exc.status_code} for model {self.name}",
+                "check RAG_LLM_NAME and the server's log (is its context window at least RAG_N_CTX?)",
+            ) from exc
+        if not produced:
+            raise BackendUnavailableError(
+                f"the LLM server at {self._client.base_url} returned no text",
+                "its context window may be smaller than RAG_N_CTX: start it with a larger one or lower RAG_N_CTX",
+            )
 
 
 def load_llm(settings: Settings) -> ChatLLM:
