@@ -70,6 +70,20 @@ class Settings(BaseSettings):
 
     offline: bool = Field(False, description="Never contact a model hub (HF_HUB_OFFLINE=1 also does this).")
 
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
+    port: int = Field(7860, ge=1, le=65535, description="Port `rag serve` listens on.")
+    admin_key: SecretStr = Field(SecretStr(""), description="API key for everything, uploads and deletes included.")
+    ask_key: SecretStr = Field(
+        SecretStr(""), description="API key that can only ask (safe in a public page's widget tag)."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origins (scheme://host:port) whose pages may call the API (CORS)."
+    )
+    ask_rate_per_minute: int = Field(30, ge=1, description="Questions per minute per ask-key client.")
+    queue_size: int = Field(16, ge=1, description="Questions waiting for the model before the server answers 429.")
+    max_upload_mb: float = Field(50.0, gt=0, description="Largest upload accepted, in MB.")
+    max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+
     @model_validator(mode="after")
     def _check_sizes(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
