@@ -140,14 +140,14 @@ def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int
 
 
 def finish_answer(
-    raw: str, visible: str, passages: Sequence[Passage], invalid: list[int]
+    raw: str, visible: str, passages: Sequence[Passage], question: str = ""
 ) -> tuple[str, bool, list[Citation]]:
     """The answer as shown, whether it is a refusal, and its citations (attributed ones marked)."""
     refused = grounding.is_refusal(raw)
     text = grounding.clean_markers(visible).strip()
     if refused:
         return grounding.clean_markers(_SOURCE_MARKER.sub("", text)).strip(), True, []
-    attributions = grounding.attribute_sentences(text, [p.text for p in passages])
+    attributions = grounding.attribute_sentences(text, [p.text for p in passages], question)
     text = grounding.insert_markers(text, attributions)
     attributed = {a.passage for a in attributions}
     citations = []
@@ -202,7 +202,7 @@ def generate(
         visible_parts.append(refusal)
         yield refusal
     raw_text, visible = "".join(raw_parts), "".join(visible_parts)
-    text, refused, citations = finish_answer(raw_text, visible, used, invalid)
+    text, refused, citations = finish_answer(raw_text, visible, used, standalone)
     end = time.perf_counter()
     generated = len(raw_parts) if used else 0
     timings.update(
@@ -213,7 +213,7 @@ def generate(
     )
     stream.finish(Answer(
         question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
-        question_lang=lang, answer_lang=detect_language(text), citations=citations, passages=passages,
+        question_lang=lang, answer_lang=detect_language(text, hint=lang), citations=citations, passages=passages,
         used_passages=len(used), invalid_citations=invalid, timings=timings, models=models, notices=notices,
     ))
 

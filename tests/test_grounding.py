@@ -97,3 +97,28 @@ def test_repetition_guard_stops_a_looping_model() -> None:
     assert out.count("Qwen is great.") == 3
     normal = ["Qwen-7B ", "was ", "first."]
     assert "".join(guard_repetition(iter(normal))) == "Qwen-7B was first."
+
+
+def test_echoed_prompt_fencing_never_reaches_the_reader() -> None:
+    text, _ = run_filter(["<pass", 'age number="1" source="x">Qwen-7B [1] </', "passage> and <b>bold</b> <p"], 1)
+    assert text == "Qwen-7B [1]  and <b>bold</b> <p"
+
+
+def test_a_caveat_after_an_answer_is_not_a_refusal() -> None:
+    assert not is_refusal("Qwen-7B was first [1]. The documents do not mention its size.")
+    assert is_refusal("Les documents ne le disent pas.")  # every canned refusal counts, French included
+    assert is_refusal("Diese Angabe wird in den Quellen nicht erwähnt.")
+
+
+def test_a_restated_question_is_not_attributed() -> None:
+    passages = ["Alibaba released Qwen-7B in August 2023 as open source."]
+    question = "When did Alibaba release Qwen-7B as open source?"
+    assert attribute_sentences("When did Alibaba release Qwen-7B as open source?", passages, question) == []
+    assert attribute_sentences("Alibaba released Qwen-7B in August 2023.", passages, question)
+
+
+def test_short_answers_keep_the_question_language_when_plausible() -> None:
+    from rag.text import detect_language
+
+    assert detect_language("The documents don't say.", hint="en") == "en"
+    assert detect_language("Die Dokumente sagen dazu nichts.", hint="en") == "de"

@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .. import grounding, prompts
+from .. import grounding
 
 # Same shape as the product's own marker pattern ([3], [1, 2]): these are what the model was asked to write.
 _MARKER = re.compile(r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\]")
@@ -110,20 +110,9 @@ def answer_matches(answer: str, groups: Sequence[Sequence[str]]) -> bool | None:
 
 
 def is_refused(answer: str, flagged: bool = False) -> bool:
-    """The product's own flag, its refusal patterns, or one of its canned refusals in any language.
-
-    The canned check matters because the patterns cover only English, German and Chinese. An empty answer
-    is not a refusal: the model said nothing, it did not say the documents lack the answer."""
-    if flagged or grounding.is_refusal(answer):
-        return True
-    text = normalise(_MARKER.sub(" ", answer)).rstrip(".。!！ ")
-    return bool(text) and any(
-        normalise(canned).rstrip(".。!！ ") in text for canned in _canned_refusals()
-    )
-
-
-def _canned_refusals() -> set[str]:
-    return {prompts.refusal(lang) for lang in prompts.LANGUAGE_NAMES}
+    """The product's own flag or its own refusal rule (patterns and canned refusals in every language).
+    An empty answer is not a refusal: the model said nothing, it did not say the documents lack the answer."""
+    return flagged or grounding.is_refusal(answer)
 
 
 def refusal_correct(answerable: bool, refused: bool) -> bool:

@@ -27,5 +27,9 @@ def refusal(lang: str) -> str:
     return _refusals().get(lang, _refusals()["en"])
 
 
+def all_refusals() -> list[str]:
+    return list(_refusals().values())
+
+
 def language_name(lang: str) -> str:
     return LANGUAGE_NAMES.get(lang, "the language of the question")
