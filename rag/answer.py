@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -60,14 +61,15 @@ class AnswerStream:
 
     def __init__(self, run: Callable[[AnswerStream], Iterator[str]]) -> None:
         self._result: Answer | None = None
+        self.cancelled = threading.Event()
         self._chunks = run(self)
 
     def __iter__(self) -> Iterator[str]:
         yield from self._chunks
 
-    def close(self) -> None:
-        """Stop generating (a closed tab, a Stop button)."""
-        self._chunks.close()  # type: ignore[attr-defined]
+    def cancel(self) -> None:
+        """Stop generating (a Stop button, a closed tab); safe from any thread. The answer so far is kept."""
+        self.cancelled.set()
 
     @property
     def result(self) -> Answer:
@@ -188,14 +190,19 @@ def generate(
         def recording(chunks: Iterator[str]) -> Iterator[str]:
             nonlocal first_at, last_at
             for chunk in chunks:
+                if stream.cancelled.is_set():
+                    break
                 last_at = time.perf_counter()
                 first_at = first_at or last_at
                 raw_parts.append(chunk)
                 yield chunk
 
-        for piece in grounding.filter_citation_stream(recording(raw), len(used), invalid):
-            visible_parts.append(piece)
-            yield piece
+        try:
+            for piece in grounding.filter_citation_stream(recording(raw), len(used), invalid):
+                visible_parts.append(piece)
+                yield piece
+        finally:
+            raw.close()  # frees the model at once when the reader stops early
     else:
         refusal = prompts.refusal(lang)
         raw_parts.append(refusal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -179,6 +180,33 @@ def chat(top_k: TopK = None, files: Files = None) -> None:
                 continue
             _render_sources(answer)
             history.append(Turn(question=question, answer=answer.answer))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1: this machine only).")]
+    = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 7860).")] = None,
+) -> None:
+    """Start the web UI, the HTTP API (OpenAI-compatible at /v1) and the embeddable widget (/widget.js)."""
+    import uvicorn
+
+    from .server import create_app
+
+    settings = load_settings(_state["config"], **_state["flags"], host=host, port=port)
+    pipeline = Pipeline.from_settings(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    pipeline.hold_index(f"rag serve (pid {os.getpid()}) at {url}")
+    models = pipeline.warm_up()
+    _notices(pipeline)
+    app_ = create_app(pipeline)
+    out.print(f"rag is serving {len(pipeline.status().documents)} documents with {models['llm']}\n"
+              f"  chat:   {url}/\n  API:    {url}/docs  (OpenAI-compatible: {url}/v1)\n"
+              f"  widget: <script src=\"{url}/widget.js\"></script>")
+    try:
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        pipeline.close()
 
 
 @app.command()

@@ -14,7 +14,7 @@ class IndexLock:
         self.path = index_dir / ".lock"
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, owner: str = "") -> None:
         if self._fd is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,13 +23,13 @@ class IndexLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             os.close(fd)
-            holder = self.path.read_text(encoding="utf-8", errors="replace").strip() or "another process"
+            holder = self.path.read_text(encoding="utf-8", errors="replace").strip()[:200] or "another process"
             raise IndexLockedError(
                 f"the index at {self.path.parent} is in use by {holder}",
-                "wait for it to finish or stop it (`rag serve` holds the index while it runs)",
+                "wait for it to finish or stop it; while `rag serve` runs, add documents through its page or API",
             ) from exc
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
+        os.write(fd, (owner or f"rag (pid {os.getpid()})").encode())
         self._fd = fd
 
     def release(self) -> None:

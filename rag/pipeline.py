@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from .registry import DocumentRecord, Registry
 from .retrieve import Passage, Retriever
 from .store import VectorStore, open_vector_store
 from .text import detect_language
+from .uploads import UPLOADS_DIR, save_upload
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class Pipeline:
         self._embedder: Embedder | None = None
         self._llm: ChatLLM | None = llm
         self._build = threading.Lock()
+        # Index reads and writes from several threads (a server) take turns; generation does not hold this.
+        self._index = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -96,6 +99,15 @@ class Pipeline:
                 self._llm = load_llm(self.settings)
             return self._llm
 
+    def hold_index(self, owner: str) -> None:
+        """Take the index for the life of this process (a server), naming the holder for anyone refused."""
+        self._lock.acquire(owner)
+        _ = self.store
+
+    def warm_up(self) -> dict[str, str]:
+        """Load both models now (a server does this at start, so the first question is not slow)."""
+        return {"llm": self.llm.name, "embedding": self.embedder.name}
+
     def notices(self) -> list[str]:
         parts = [self._embedder.ref.notice if self._embedder else "", self._llm.notice if self._llm else ""]
         return [n for n in parts if n]
@@ -109,14 +121,20 @@ class Pipeline:
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise RagError(f"no such file or folder: {', '.join(missing)}", "check the path")
-        if rebuild:
-            self._rebuild()
-        ingester = Ingester(
-            registry=self.registry, store=self.store, embedder=lambda: self.embedder,
-            chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
-            corpus_dir=self.settings.corpus_dir, progress=progress or NoProgress(),
-        )
-        return ingester.run(paths, prune=prune)
+        with self._index:
+            if rebuild:
+                self._rebuild()
+            ingester = Ingester(
+                registry=self.registry, store=self.store, embedder=lambda: self.embedder,
+                chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
+                corpus_dir=self.settings.corpus_dir, progress=progress or NoProgress(),
+            )
+            return ingester.run(paths, prune=prune)
+
+    def upload(self, name: str, chunks: Iterable[bytes], progress: Progress | None = None) -> IngestReport:
+        """Save a file that arrived over the network into the corpus (uploads/) and ingest it at once."""
+        path = save_upload(self.settings.corpus_dir, name, chunks, int(self.settings.max_upload_mb * 1e6))
+        return self.ingest([path], progress=progress)
 
     def _rebuild(self) -> None:
         """Start from an empty index: also the way out of a corrupt or mismatched one."""
@@ -129,11 +147,18 @@ class Pipeline:
             self.store.clear()  # type: ignore[attr-defined]
 
     def remove(self, file: str) -> None:
-        if self.registry.get(file) is None:
-            raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
-        self.store.delete(file)
-        self.store.flush()
-        self.registry.remove(file)
+        """Take a document out of the index; a file that came in as an upload is deleted too, the rest of
+        the corpus is never touched."""
+        with self._index:
+            record = self.registry.get(file)
+            if record is None:
+                raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
+            self.store.delete(file)
+            self.store.flush()
+            self.registry.remove(file)
+        source = Path(record.source)
+        if source.parent == (self.settings.corpus_dir / UPLOADS_DIR).resolve():
+            source.unlink(missing_ok=True)
 
     def status(self) -> Status:
         documents = self.registry.documents()
@@ -160,8 +185,16 @@ class Pipeline:
             raise RagError("the index is empty", "add documents with `rag ingest PATH`")
 
     def search(self, query: str, top_k: int | None = None, files: Sequence[str] | None = None) -> list[Passage]:
-        self._require_index()
-        return Retriever(self.embedder, self.store).search(query, top_k or self.settings.top_k, files)
+        with self._index:
+            self._require_index()
+            return Retriever(self.embedder, self.store).search(query, top_k or self.settings.top_k, files)
+
+    def passage(self, passage_id: str) -> Passage:
+        with self._index:
+            found = Retriever(self.embedder, self.store).get(passage_id)
+        if found is None:
+            raise NotFoundError(f"no passage {passage_id!r} in the index", "search again: the index may have changed")
+        return found
 
     def ask(
         self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,

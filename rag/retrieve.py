@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
     FilterOperator,
     MetadataFilter,
@@ -49,14 +50,18 @@ class Retriever:
                 query_str=query,
             )
         )
-        passages = []
-        for node, score in zip(result.nodes or [], result.similarities or [], strict=False):
-            meta = node.metadata
-            passages.append(
-                Passage(
-                    id=node.node_id, file=meta["file"], title=meta.get("title", meta["file"]), start=int(meta["start"]),
-                    end=int(meta["end"]), text=node.get_content(), score=float(score), lang=meta.get("lang", ""),
-                    date=meta.get("date") or None,
-                )
-            )
-        return passages
+        return [to_passage(node, score) for node, score in zip(result.nodes or [], result.similarities or [],
+                                                                strict=False)]
+
+    def get(self, passage_id: str) -> Passage | None:
+        nodes = self.store.get_nodes(node_ids=[passage_id])
+        return to_passage(nodes[0], 0.0) if nodes else None
+
+
+def to_passage(node: BaseNode, score: float) -> Passage:
+    meta = node.metadata
+    return Passage(
+        id=node.node_id, file=meta["file"], title=meta.get("title", meta["file"]), start=int(meta["start"]),
+        end=int(meta["end"]), text=node.get_content(), score=float(score), lang=meta.get("lang", ""),
+        date=meta.get("date") or None,
+    )

@@ -123,3 +123,18 @@ def test_history_is_trimmed_to_fit_the_context(ingested: Settings, scripted_llm)
     sent = llm.calls[-1]
     assert 1 < len(sent) < 2 + 2 * len(long_turns)
     assert sum(llm.count_tokens(m["content"]) for m in sent) < 2048
+
+
+def test_cancel_stops_generation_and_keeps_the_partial_answer(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["Qwen-7B was first " + "and more " * 200], block_after=3)
+    with Pipeline(ingested, llm=llm) as pipeline:
+        stream = pipeline.ask(QUESTION)
+        received: list[str] = []
+        reader = threading.Thread(target=lambda: received.extend(stream))
+        reader.start()
+        assert llm.reached_gate.wait(30)
+        stream.cancel()
+        llm.gate.set()
+        reader.join(30)
+        assert not reader.is_alive()
+        assert stream.result.answer.startswith("Qwen-7B was first") and len(received) < 10

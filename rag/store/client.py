@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from llama_index.core.schema import BaseNode
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 
 from ..errors import BackendUnavailableError, IndexLockedError
@@ -41,6 +42,14 @@ class ServerVectorStore(QdrantVectorStore):
     def delete(self, ref_doc_id: str, **kwargs: Any) -> None:
         if self._collection_exists(self.collection_name):
             super().delete(ref_doc_id, **kwargs)
+
+    def get_nodes(self, node_ids: list[str] | None = None, **kwargs: Any) -> list[BaseNode]:
+        if not node_ids or not self._collection_exists(self.collection_name):
+            return []
+        try:
+            return super().get_nodes(node_ids=node_ids, **kwargs)
+        except ValueError:  # not a valid point id
+            return []
 
     def flush(self) -> None:
         """A server persists on its own."""

@@ -139,6 +139,15 @@ class EdgeVectorStore(BasePydanticVectorStore):
             ids.append(str(hit.id))
         return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
 
+    def get_nodes(self, node_ids: list[str] | None = None, **kwargs: Any) -> list[BaseNode]:
+        if self._shard is None or not node_ids:
+            return []
+        try:
+            ids = [uuid.UUID(i) for i in node_ids]
+        except ValueError:
+            return []
+        return [metadata_dict_to_node(dict(r.payload)) for r in self._shard.retrieve(ids, with_payload=True)]
+
     def count(self) -> int:
         if self._shard is None:
             return 0

@@ -1,0 +1,157 @@
+"""The Gradio chat UI: rendering only. Every action calls the Pipeline; all HTML comes from ui.render."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from rag.conversation import Turn
+from rag.errors import RagError
+from rag.pipeline import Pipeline
+
+from . import render
+
+Turns = list[dict[str, Any]]
+
+
+class _GradioProgress:
+    """rag's ingest progress shown as Gradio's progress bar."""
+
+    def __init__(self, progress: gr.Progress) -> None:
+        self.progress = progress
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self.totals[stage], self.done[stage] = total, 0
+
+    def grow(self, stage: str, amount: int) -> None:
+        self.totals[stage] = self.totals.get(stage, 0) + amount
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        self.done[stage] = self.done.get(stage, 0) + amount
+        total = self.totals.get(stage) or 1
+        self.progress(min(1.0, self.done[stage] / total), desc=f"{stage}: {self.done[stage]}/{total}")
+
+    def skipped(self, file: str, reason: str) -> None:
+        gr.Warning(f"skipped {file}: {reason}")
+
+
+def build_app(pipeline: Pipeline) -> gr.Blocks:
+    def files() -> list[str]:
+        return [d.file for d in pipeline.status().documents if d.complete]
+
+    def header() -> str:
+        names = pipeline.warm_up()
+        lines = [f"**rag** · answers from your documents · LLM `{names['llm']}` · embeddings `{names['embedding']}`"]
+        lines += [f"⚠ {notice}" for notice in pipeline.notices()]
+        return "  \n".join(lines)
+
+    def ask(question: str, turns: Turns, only: list[str] | None) -> Iterator[tuple[Any, ...]]:
+        question = (question or "").strip()
+        if not question:
+            yield render.conversation(turns), gr.update(), question, turns
+            return
+        history = [Turn(t["question"], t["answer"]) for t in turns if t.get("answer")]
+        try:
+            stream = pipeline.ask(question, history=history, files=only or None)
+        except RagError as exc:
+            raise gr.Error(str(exc)) from exc
+        turns = [*turns, {"question": question, "answer": ""}]
+        try:
+            for piece in stream:
+                turns[-1]["answer"] += piece
+                yield render.conversation(turns), gr.update(), "", turns
+        finally:
+            stream.cancel()  # Stop button or a closed tab: free the model at once
+        result = stream.result.to_dict()
+        turns[-1] = {"question": question, "answer": result["answer"], "refused": result["refused"],
+                     "citations": result["citations"], "passages": result["passages"]}
+        yield render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns
+
+    def open_citation(turns: Turns, event: gr.EventData) -> tuple[str, Any]:
+        data = getattr(event, "_data", None) or {}
+        try:
+            turn = turns[int(data["turn"])]
+            number = int(data["number"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            return gr.update(), gr.update()
+        passage = next((p for p in turn.get("passages", []) if p.get("number") == number), None)
+        if passage is None:
+            return gr.update(), gr.update()
+        try:
+            document = pipeline.document_text(passage["file"])
+        except RagError as exc:
+            raise gr.Error(str(exc)) from exc
+        return render.passage_in_document(passage, document), gr.Tabs(selected="passage")
+
+    def new_chat() -> tuple[Any, ...]:
+        return render.conversation([]), render.sources(0, None), "", []
+
+    def documents_view() -> tuple[Any, ...]:
+        names = files()
+        rows = pipeline.status().to_dict()["files"]
+        return render.documents(rows), gr.Dropdown(choices=names), gr.Dropdown(choices=names, value=None)
+
+    def upload(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        notes = []
+        for path in paths or []:
+            source = Path(path)
+            try:
+                with source.open("rb") as handle:
+                    report = pipeline.upload(source.name, iter(lambda h=handle: h.read(1 << 20), b""),
+                                             progress=_GradioProgress(progress))
+                notes.append(f"{source.name}: {report.summary()}")
+            except RagError as exc:
+                notes.append(f"{source.name}: {exc}")
+        return ("  \n".join(render.escape(n) for n in notes), None, *documents_view())
+
+    def remove(file: str | None) -> tuple[Any, ...]:
+        if file:
+            try:
+                pipeline.remove(file)
+            except RagError as exc:
+                raise gr.Error(str(exc)) from exc
+        return (f"removed {render.escape(file)}" if file else "", *documents_view())
+
+    with gr.Blocks(title="rag — ask your documents") as app:
+        turns = gr.State([])
+        gr.Markdown(header)
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.HTML(render.conversation([]), elem_id="rag-conversation", js_on_load=render.CITATION_CLICKS,
+                               autoscroll=True, min_height=320)
+                question = gr.Textbox(placeholder="Ask a question about your documents…", show_label=False,
+                                      lines=2, max_length=pipeline.settings.max_question_chars, elem_id="rag-question")
+                with gr.Row():
+                    send = gr.Button("Ask", variant="primary", elem_id="rag-ask")
+                    stop = gr.Button("Stop", elem_id="rag-stop")
+                    clear = gr.Button("New chat", elem_id="rag-new")
+            with gr.Column(scale=2), gr.Tabs() as tabs:
+                with gr.Tab("Sources", id="sources"):
+                    source_list = gr.HTML(render.sources(0, None), elem_id="rag-sources",
+                                          js_on_load=render.CITATION_CLICKS)
+                with gr.Tab("Passage", id="passage"):
+                    viewer = gr.HTML('<div class="rag-empty">Click a citation to read it in its document.</div>',
+                                     elem_id="rag-passage", js_on_load=render.SCROLL_TO_MARK)
+                with gr.Tab("Documents", id="documents"):
+                    only = gr.Dropdown(choices=files(), multiselect=True, label="Ask only these documents")
+                    uploader = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)")
+                    upload_note = gr.Markdown()
+                    listing = gr.HTML(render.documents(pipeline.status().to_dict()["files"]))
+                    with gr.Row():
+                        doomed = gr.Dropdown(choices=files(), label="Remove a document from the index")
+                        drop = gr.Button("Remove")
+
+        asked = gr.on([send.click, question.submit], ask, [question, turns, only],
+                      [chat, source_list, question, turns])
+        stop.click(None, cancels=[asked])
+        clear.click(new_chat, None, [chat, source_list, question, turns], cancels=[asked])
+        chat.click(open_citation, [turns], [viewer, tabs])
+        source_list.click(open_citation, [turns], [viewer, tabs])
+        uploader.upload(upload, [uploader], [upload_note, uploader, listing, only, doomed])
+        drop.click(remove, [doomed], [upload_note, listing, only, doomed])
+    return app

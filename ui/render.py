@@ -1,0 +1,120 @@
+"""HTML for the chat UI. Every piece of document text and model output goes through `escape`: nothing from a
+document or an answer is ever interpreted as markup, script or template syntax."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_CITATION = re.compile(r"\[(\d{1,3})\]")
+# Gradio's HTML component runs its value through a template engine: neutralise its syntax too.
+_TEMPLATE_CHARS = str.maketrans({"{": "&#123;", "}": "&#125;", "$": "&#36;", "`": "&#96;"})
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=True).translate(_TEMPLATE_CHARS)
+
+
+def _with_citation_links(text: str, turn: int, numbers: set[int]) -> str:
+    """Escaped text in which each [n] that names a cited passage becomes a link to it; nothing else links."""
+    out, pos = [], 0
+    for match in _CITATION.finditer(text):
+        out.append(escape(text[pos : match.start()]))
+        number = int(match.group(1))
+        if number in numbers:
+            out.append(f'<a href="#" class="rag-cite" data-turn="{turn}" data-n="{number}" '
+                       f'title="Show passage {number}">[{number}]</a>')
+        else:
+            out.append(escape(match.group()))
+        pos = match.end()
+    out.append(escape(text[pos:]))
+    return "".join(out).replace("\n", "<br>")
+
+
+def conversation(turns: Sequence[Mapping[str, Any]]) -> str:
+    if not turns:
+        return ('<div class="rag-empty">Ask a question about your documents. Answers cite their passages as '
+                "[1], [2] … — click a number to read the passage in its document.</div>")
+    parts = []
+    for index, turn in enumerate(turns):
+        numbers = {int(c["number"]) for c in turn.get("citations", [])}
+        answer = turn.get("answer") or "…"
+        status = ' <span class="rag-badge">refused</span>' if turn.get("refused") else ""
+        parts.append(
+            f'<div class="rag-turn"><div class="rag-q">{escape(turn["question"])}</div>'
+            f'<div class="rag-a">{_with_citation_links(answer, index, numbers)}{status}</div></div>'
+        )
+    return "".join(parts)
+
+
+def sources(turn_index: int, turn: Mapping[str, Any] | None) -> str:
+    if not turn or not turn.get("passages"):
+        return '<div class="rag-empty">The passages behind the latest answer appear here.</div>'
+    cited = {int(c["number"]): c for c in turn.get("citations", [])}
+    rows = []
+    for passage in turn["passages"]:
+        number = passage.get("number")
+        if number is None:
+            continue
+        mark = "cited" if number in cited else "given to the model"
+        if cited.get(number, {}).get("attributed"):
+            mark = "cited by attribution"
+        snippet = passage["text"][:280] + ("…" if len(passage["text"]) > 280 else "")
+        rows.append(
+            f'<div class="rag-source"><a href="#" class="rag-cite" data-turn="{turn_index}" data-n="{number}">'
+            f"[{number}]</a> <b>{escape(passage['title'])}</b> <span class=\"rag-meta\">{escape(passage['file'])}"
+            f" · {passage['start']}–{passage['end']} · score {passage['score']:.3f} · {mark}</span>"
+            f'<div class="rag-snippet">{escape(snippet)}</div></div>'
+        )
+    return "".join(rows)
+
+
+def passage_in_document(passage: Mapping[str, Any], document: str) -> str:
+    """The whole document, escaped, with the passage highlighted (and scrolled to by the page script)."""
+    start, end = int(passage["start"]), int(passage["end"])
+    return (
+        f'<div class="rag-doc-head"><b>{escape(passage["title"])}</b><br><span class="rag-meta">'
+        f'{escape(passage["file"])} · characters {start}–{end}</span></div>'
+        f'<div class="rag-doc">{escape(document[:start])}<mark class="rag-mark">{escape(document[start:end])}'
+        f"</mark>{escape(document[end:])}</div>"
+    )
+
+
+def documents(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return '<div class="rag-empty">No documents yet: upload some above.</div>'
+    items = "".join(
+        f"<tr><td>{escape(r['file'])}</td><td>{escape(r['title'][:80])}</td><td>{escape(r['lang'])}</td>"
+        f"<td>{r['chunks']}</td><td>{escape(r['status'])}</td></tr>"
+        for r in rows
+    )
+    return ('<table class="rag-docs"><tr><th>file</th><th>title</th><th>lang</th><th>chunks</th><th>status</th>'
+            f"</tr>{items}</table>")
+
+
+CSS = """
+.rag-turn { margin: 0 0 1.2em 0; }
+.rag-q { font-weight: 600; margin-bottom: .3em; white-space: pre-wrap; }
+.rag-a { line-height: 1.55; }
+.rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; }
+.rag-badge { font-size: .75em; border: 1px solid currentColor; border-radius: 4px; padding: 0 4px; opacity: .7; }
+.rag-source { margin-bottom: .9em; }
+.rag-meta { opacity: .7; font-size: .85em; }
+.rag-snippet { font-size: .9em; margin-top: .2em; white-space: pre-wrap; }
+.rag-doc { white-space: pre-wrap; max-height: 60vh; overflow-y: auto; font-size: .92em; line-height: 1.5; }
+.rag-mark { background: #ffe58f; color: #111; }
+.rag-empty { opacity: .7; }
+.rag-docs td, .rag-docs th { padding: 2px 8px; text-align: left; font-size: .9em; }
+"""
+
+# Clicks on [n] travel to Python as an event carrying the turn and the passage number.
+CITATION_CLICKS = (
+    "element.addEventListener('click', (e) => { const a = e.target.closest('a.rag-cite'); if (!a) return; "
+    "e.preventDefault(); trigger('click', {turn: Number(a.dataset.turn), number: Number(a.dataset.n)}); });"
+)
+SCROLL_TO_MARK = (
+    "watch('value', () => { const m = element.querySelector('mark.rag-mark'); "
+    "if (m) m.scrollIntoView({block: 'center'}); });"
+)
