@@ -16,7 +16,6 @@ from .retrieve import Passage
 from .text import detect_language
 
 _SOURCE_MARKER = re.compile(r"\[(\d{1,3})\]")
-_TEMPLATE_OVERHEAD_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,7 @@ class Citation:
     text: str
     score: float
     attributed: bool = False
+    verified: bool = True  # every sentence citing it is backed by the passage (numbers and content words)
 
 
 @dataclass
@@ -83,33 +83,6 @@ class AnswerStream:
         self._result = answer
 
 
-@dataclass(frozen=True)
-class Budget:
-    max_tokens: int
-    passage_tokens: int
-    history_tokens: int
-
-
-def plan_budget(llm: ChatLLM, max_tokens: int, context_tokens: int, fixed_tokens: int) -> Budget:
-    """Split the model's context window between the answer, the history and the passages."""
-    answer = min(max_tokens, llm.n_ctx // 4)
-    free = llm.n_ctx - answer - fixed_tokens - _TEMPLATE_OVERHEAD_TOKENS
-    history = max(0, min(llm.n_ctx // 8, free // 4))
-    return Budget(max_tokens=answer, passage_tokens=max(0, min(context_tokens, free - history)),
-                  history_tokens=history)
-
-
-def fit_passages(passages: Sequence[Passage], budget: int, count_tokens: Callable[[str], int]) -> list[Passage]:
-    """Passages in rank order while they fit; ones that do not fit are skipped, not cut."""
-    kept, used = [], 0
-    for passage in passages:
-        cost = count_tokens(passage.text) + 16
-        if used + cost <= budget:
-            kept.append(passage)
-            used += cost
-    return kept
-
-
 def prompt_passage_text(text: str) -> str:
     # The source's own reference markers ("[5]") must not read as our citation numbers.
     return _SOURCE_MARKER.sub("", text).replace("</passage", "</ passage")
@@ -152,12 +125,15 @@ def finish_answer(
     attributions = grounding.attribute_sentences(text, [p.text for p in passages], question)
     text = grounding.insert_markers(text, attributions)
     attributed = {a.passage for a in attributions}
+    citing = grounding.sentences_citing(text)
     citations = []
     for number in grounding.cited_numbers(text):
         p = passages[number - 1]
-        citations.append(Citation(number=number, file=p.file, title=p.title, start=p.start, end=p.end, text=p.text,
-                                  score=p.score, attributed=number in attributed and number not in
-                                  grounding.cited_numbers(visible)))
+        citations.append(Citation(
+            number=number, file=p.file, title=p.title, start=p.start, end=p.end, text=p.text, score=p.score,
+            attributed=number in attributed and number not in grounding.cited_numbers(visible),
+            verified=all(grounding.supported(s, p.text) for s in citing.get(number, [])),
+        ))
     return text, False, citations
 
 

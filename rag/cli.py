@@ -89,7 +89,7 @@ def ingest(
     if as_json:
         _print_json(report.to_dict())
     else:
-        for notice in notices:
+        for notice in [*notices, *report.notes]:
             err.print(f"[yellow]note:[/] {escape(notice)}")
         out.print(report.summary())
     if report.skipped:
@@ -117,7 +117,7 @@ def _render_sources(answer: Any) -> None:
         return
     out.print("\n[bold]Sources[/]")
     for c in answer.citations:
-        mark = " (attributed)" if c.attributed else ""
+        mark = (" (attributed)" if c.attributed else "") + ("" if c.verified else " [yellow](unverified)[/]")
         snippet = c.text[:200] + ("…" if len(c.text) > 200 else "")
         out.print(f"[bold][{c.number}][/] [cyan]{escape(c.title)}[/] — {escape(c.file)} "
                   f"[{c.start}:{c.end}]{mark}\n    {escape(snippet)}")

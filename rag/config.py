@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(32, ge=0, description="Tokens of sentences repeated between neighbouring chunks.")
 
     top_k: int = Field(5, ge=1, le=100, description="Passages given to the model.")
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = Field(
+        "hybrid", description="hybrid = dense vectors and BM25 terms fused by Qdrant; or one side alone."
+    )
+    fusion: Literal["dbsf", "rrf"] = Field(
+        "dbsf", description="How Qdrant fuses the two sides: score distributions (dbsf) or reciprocal ranks (rrf)."
+    )
     context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
 
     llm_model: str = Field(

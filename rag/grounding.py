@@ -159,6 +159,28 @@ def attribute_sentences(
     return found
 
 
+def supported(sentence: str, passage: str, min_overlap: float = 0.5) -> bool:
+    """Whether a passage backs a sentence: every number the sentence states is in the passage, and most of its
+    content words are (numbers and names are where small models invent)."""
+    wanted = terms(_MARKER.sub("", sentence))
+    if not wanted:
+        return True
+    have = terms(passage)
+    if any(any(ch.isdigit() for ch in t) and t not in have for t in wanted):
+        return False
+    return len(wanted & have) / len(wanted) >= min_overlap
+
+
+def sentences_citing(answer: str) -> dict[int, list[str]]:
+    """Each citation number with the sentences that carry it."""
+    found: dict[int, list[str]] = {}
+    for start, end in sentence_spans(answer):
+        sentence = answer[start:end]
+        for number in cited_numbers(sentence):
+            found.setdefault(number, []).append(sentence)
+    return found
+
+
 def _specificity(term: str, passage_terms: Sequence[set[str]]) -> float:
     df = sum(term in pt for pt in passage_terms)
     weight = 1.0 + math.log((1 + len(passage_terms)) / (1 + df))

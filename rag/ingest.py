@@ -15,9 +15,12 @@ from .chunking import CHUNKER_VERSION, Chunk, chunk_text
 from .documents import SUPPORTED_SUFFIXES, Document, iter_files, read_document, sha256_of
 from .embeddings import Embedder
 from .errors import DocumentError
+from .lexical import LEXICAL_VERSION
 from .registry import DocumentRecord, Registry, now
 from .store import VectorStore
 
+# What the vectors in the store are; an index in another format is rebuilt, never mixed.
+INDEX_FORMAT = f"dense+sparse/lexical-v{LEXICAL_VERSION}"
 _NODE_NAMESPACE = uuid.UUID("5b0c1a52-8f0e-4f7e-9d7e-6a1d2f1c9b11")
 _GROUP_CHUNKS = 512  # chunks embedded per round; bounds memory on huge corpora
 
@@ -45,6 +48,7 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         text = (f"{len(self.new)} new, {len(self.changed)} changed, {len(self.unchanged)} unchanged, "
@@ -55,7 +59,7 @@ class IngestReport:
     def to_dict(self) -> dict[str, object]:
         return {"new": self.new, "changed": self.changed, "unchanged": len(self.unchanged), "removed": self.removed,
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped], "chunks": self.chunks,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "notes": self.notes}
 
 
 def chunking_signature(chunk_size: int, chunk_overlap: int) -> str:
@@ -177,7 +181,8 @@ class Ingester:
     def _write(self, group: list[tuple[Document, list[Chunk], bool]]) -> None:
         texts = [chunk.text for _, chunks, _ in group for chunk in chunks]
         vectors = self.embedder.embed_passages(texts, on_batch=lambda n: self.progress.advance("chunks", n))
-        self.registry.set_meta(embedding_model=self.embedder.name, dimension=self.embedder.dimension)
+        self.registry.set_meta(embedding_model=self.embedder.name, dimension=self.embedder.dimension,
+                               index_format=INDEX_FORMAT)
         offset = 0
         for document, chunks, existed in group:
             doc_vectors = vectors[offset : offset + len(chunks)]

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from . import answer as answering
 from .config import Settings
+from .context import fit_passages, merge_neighbours, plan_budget
 from .conversation import Turn, clean_rewrite, needs_rewrite
 from .embeddings import Embedder
 from .errors import IndexMismatchError, NotFoundError, RagError
-from .ingest import Ingester, IngestReport, NoProgress, Progress
+from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from .llm import ChatLLM, load_llm
 from .lock import IndexLock
 from .models import resolve_embedding
@@ -122,14 +123,20 @@ class Pipeline:
         if missing:
             raise RagError(f"no such file or folder: {', '.join(missing)}", "check the path")
         with self._index:
-            if rebuild:
+            # A rebuild never reads the old index: it may be the corrupt thing being replaced.
+            outdated = not rebuild and bool(self.registry.documents()) and \
+                self.registry.meta("index_format") != INDEX_FORMAT
+            if rebuild or outdated:
                 self._rebuild()
             ingester = Ingester(
                 registry=self.registry, store=self.store, embedder=lambda: self.embedder,
                 chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
                 corpus_dir=self.settings.corpus_dir, progress=progress or NoProgress(),
             )
-            return ingester.run(paths, prune=prune)
+            report = ingester.run(paths, prune=prune)
+            if outdated and not rebuild:
+                report.notes.append("the index was built by an older rag without hybrid search: rebuilt it")
+            return report
 
     def upload(self, name: str, chunks: Iterable[bytes], progress: Progress | None = None) -> IngestReport:
         """Save a file that arrived over the network into the corpus (uploads/) and ingest it at once."""
@@ -184,10 +191,18 @@ class Pipeline:
         if not any(d.complete for d in self.registry.documents()):
             raise RagError("the index is empty", "add documents with `rag ingest PATH`")
 
-    def search(self, query: str, top_k: int | None = None, files: Sequence[str] | None = None) -> list[Passage]:
+    def search(
+        self, query: str, top_k: int | None = None, files: Sequence[str] | None = None, lang: str | None = None
+    ) -> list[Passage]:
         with self._index:
             self._require_index()
-            return Retriever(self.embedder, self.store).search(query, top_k or self.settings.top_k, files)
+            if self.registry.meta("index_format") != INDEX_FORMAT:
+                raise IndexMismatchError(
+                    "the index was built by an older rag, before hybrid (dense + lexical) search",
+                    "rebuild it with `rag ingest --rebuild`",
+                )
+            retriever = Retriever(self.embedder, self.store, self.settings.retrieval_mode, self.settings.fusion)
+            return retriever.search(query, top_k or self.settings.top_k, files, lang or detect_language(query))
 
     def passage(self, passage_id: str) -> Passage:
         with self._index:
@@ -216,12 +231,13 @@ class Pipeline:
             standalone = clean_rewrite(rewritten, question)
             timings["rewrite_ms"] = round((time.perf_counter() - t) * 1000, 1)
         t = time.perf_counter()
-        passages = self.search(standalone, top_k, files)
+        passages = self.search(standalone, top_k, files, lang)
         timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
         fixed = llm.count_tokens(answering.build_messages(standalone, lang, [], [])[0]["content"]) \
             + llm.count_tokens(standalone)
-        budget = answering.plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
-        used = answering.fit_passages(passages, budget.passage_tokens, llm.count_tokens)
+        passages = merge_neighbours(passages, self.document_text)
+        budget = plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
+        used = fit_passages(passages, budget.passage_tokens, llm.count_tokens)
         turns = answering.history_for_prompt(history, budget.history_tokens, llm)
         models = {"llm": llm.name, "embedding": embedder.name}
         return answering.AnswerStream(lambda stream: answering.generate(

@@ -12,6 +12,7 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
+    VectorStoreQueryMode,
 )
 
 from .embeddings import Embedder
@@ -34,12 +35,18 @@ class Passage:
         return asdict(self)
 
 
+_MODES = {"hybrid": VectorStoreQueryMode.HYBRID, "dense": VectorStoreQueryMode.DEFAULT,
+          "lexical": VectorStoreQueryMode.SPARSE}
+
+
 class Retriever:
-    def __init__(self, embedder: Embedder, store: VectorStore) -> None:
+    def __init__(self, embedder: Embedder, store: VectorStore, mode: str = "hybrid", fusion: str = "dbsf") -> None:
         self.embedder = embedder
         self.store = store
+        self.mode = _MODES[mode]
+        self.fusion = fusion
 
-    def search(self, query: str, top_k: int, files: Sequence[str] | None = None) -> list[Passage]:
+    def search(self, query: str, top_k: int, files: Sequence[str] | None = None, lang: str = "en") -> list[Passage]:
         filters = None
         if files:
             only = MetadataFilter(key="file", value=list(files), operator=FilterOperator.IN)
@@ -47,8 +54,10 @@ class Retriever:
         result = self.store.query(
             VectorStoreQuery(
                 query_embedding=self.embedder.embed_query(query), similarity_top_k=top_k, filters=filters,
-                query_str=query,
-            )
+                query_str=query, mode=self.mode,
+            ),
+            lang=lang,
+            fusion=self.fusion,
         )
         return [to_passage(node, score) for node, score in zip(result.nodes or [], result.similarities or [],
                                                                 strict=False)]

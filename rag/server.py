@@ -97,7 +97,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
     # Outermost, so preflight requests are answered before any key is asked for.
     app.add_middleware(
         CORSMiddleware, allow_origins=list(access.allowed_origins), allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600,
+        allow_headers=["Authorization", "Content-Type", "X-API-Key"], expose_headers=["Retry-After"], max_age=600,
     )
 
     @app.exception_handler(RagError)

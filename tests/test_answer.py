@@ -48,7 +48,7 @@ def test_answer_json_shape_and_citation_offsets(ingested: Settings, scripted_llm
         for c in data["citations"]:
             assert pipeline.document_text(c["file"])[c["start"] : c["end"]] == c["text"]
             assert {"file", "title", "start", "end", "text", "score"} <= set(c)
-        assert len(data["passages"]) == ingested.top_k
+        assert 1 <= len(data["passages"]) <= ingested.top_k  # neighbours merge into one passage
         assert {"retrieval_ms", "ttft_ms", "total_ms", "generated_tokens", "tokens_per_s"} <= set(data["timings"])
         assert data["models"] == {"llm": "scripted", "embedding": "sentence-transformers/all-MiniLM-L6-v2"}
 
@@ -138,3 +138,26 @@ def test_cancel_stops_generation_and_keeps_the_partial_answer(ingested: Settings
         reader.join(30)
         assert not reader.is_alive()
         assert stream.result.answer.startswith("Qwen-7B was first") and len(received) < 10
+
+
+def test_neighbouring_passages_are_merged_with_exact_offsets() -> None:
+    from rag.context import merge_neighbours
+    from rag.retrieve import Passage
+
+    doc = "First sentence here. Second sentence here. Third one.\nFourth line far away."
+    def p(start: int, end: int, score: float, file: str = "a.txt") -> Passage:
+        return Passage(id=f"{file}{start}", file=file, title="A", start=start, end=end, text=doc[start:end],
+                       score=score)
+
+    merged = merge_neighbours([p(21, 42, 0.9), p(0, 20, 0.5), p(54, 75, 0.4), p(0, 20, 0.3, "b.txt"),
+                               p(25, 30, 0.2)], lambda file: doc)
+    assert [(m.file, m.start, m.end) for m in merged] == [("a.txt", 0, 42), ("a.txt", 54, 75), ("b.txt", 0, 20)]
+    assert merged[0].text == doc[0:42] and merged[0].score == 0.9
+
+
+def test_unsupported_citation_is_flagged(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    llm = scripted_llm(["Qwen-7B was released in 1999 [1]."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask(QUESTION).result
+    assert result.citations and result.citations[0].verified is False
+    assert result.to_dict()["citations"][0]["verified"] is False

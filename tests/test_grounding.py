@@ -122,3 +122,13 @@ def test_short_answers_keep_the_question_language_when_plausible() -> None:
 
     assert detect_language("The documents don't say.", hint="en") == "en"
     assert detect_language("Die Dokumente sagen dazu nichts.", hint="en") == "de"
+
+
+def test_a_citation_whose_passage_lacks_the_stated_number_is_unverified() -> None:
+    from rag.grounding import sentences_citing, supported
+
+    passage = "It released its first open-source model (Qwen-7B) in August 2023."
+    assert supported("Alibaba released Qwen-7B in August 2023 [1].", passage)
+    assert not supported("Alibaba released Qwen-7B in August 2021 [1].", passage)
+    assert not supported("The weather in Paris was sunny and warm [1].", passage)
+    assert sentences_citing("A [1]. B [2][1]. C.") == {1: ["A [1].", "B [2][1]."], 2: ["B [2][1]."]}

@@ -61,6 +61,8 @@ def sources(turn_index: int, turn: Mapping[str, Any] | None) -> str:
         mark = "cited" if number in cited else "given to the model"
         if cited.get(number, {}).get("attributed"):
             mark = "cited by attribution"
+        if number in cited and not cited[number].get("verified", True):
+            mark += " · ⚠ not verified: the passage does not back the sentence"
         snippet = passage["text"][:280] + ("…" if len(passage["text"]) > 280 else "")
         rows.append(
             f'<div class="rag-source"><a href="#" class="rag-cite" data-turn="{turn_index}" data-n="{number}">'

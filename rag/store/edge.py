@@ -16,14 +16,16 @@ from llama_index.core.vector_stores.types import (
     FilterOperator,
     MetadataFilters,
     VectorStoreQuery,
+    VectorStoreQueryMode,
     VectorStoreQueryResult,
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from pydantic import PrivateAttr
 
 from ..errors import IndexCorruptError, IndexLockedError, RagError
+from . import hybrid
+from .hybrid import DENSE, SPARSE
 
-DENSE = "dense"
 _KEYWORD_FIELDS = ("doc_id", "file")
 _UPSERT_BATCH = 256
 
@@ -78,7 +80,10 @@ class EdgeVectorStore(BasePydanticVectorStore):
 
     def _create(self, dimension: int) -> None:
         def create(qe: Any) -> Any:
-            config = qe.EdgeConfig(vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)})
+            config = qe.EdgeConfig(
+                vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
+                sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            )
             shard = qe.EdgeShard.create(self.path, config)
             for field in _KEYWORD_FIELDS:
                 shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
@@ -99,7 +104,8 @@ class EdgeVectorStore(BasePydanticVectorStore):
             points = [
                 qe.Point(
                     uuid.UUID(node.node_id),
-                    {DENSE: list(map(float, node.get_embedding()))},
+                    {DENSE: list(map(float, node.get_embedding())),
+                     SPARSE: qe.SparseVector(*hybrid.passage_sparse(node))},
                     node_to_metadata_dict(node, remove_text=False, flat_metadata=True),
                 )
                 for node in batch
@@ -121,23 +127,36 @@ class EdgeVectorStore(BasePydanticVectorStore):
         self._shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[])))
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        if self._shard is None or query.query_embedding is None:
+        """Dense, sparse or hybrid (both sides fused by Qdrant's reciprocal rank fusion); similarities are
+        always the dense cosine of each passage, whatever ranked it."""
+        if self._shard is None:
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         qe = _import_edge()
-        request = qe.QueryRequest(
-            limit=query.similarity_top_k,
-            query=qe.Query.Nearest(list(map(float, query.query_embedding)), using=DENSE),
-            filter=_edge_filter(qe, query.filters, query.doc_ids),
-            with_payload=True,
-        )
+        where = _edge_filter(qe, query.filters, query.doc_ids)
+        dense = qe.Query.Nearest(list(map(float, query.query_embedding or [])), using=DENSE)
+        sparse = qe.Query.Nearest(qe.SparseVector(*hybrid.question_sparse(query, kwargs.get("lang"))), using=SPARSE)
+        chosen = hybrid.mode(query)
+        if chosen == VectorStoreQueryMode.HYBRID:
+            pool = hybrid.candidates(query)
+            fusion = qe.Fusion.Rrf(k=hybrid.RRF_K) if kwargs.get("fusion") == "rrf" else qe.Fusion.Dbsf()
+            request = qe.QueryRequest(
+                limit=query.similarity_top_k, query=fusion,
+                prefetches=[qe.Prefetch(limit=pool, query=dense, filter=where),
+                            qe.Prefetch(limit=pool, query=sparse, filter=where)],
+                with_payload=True, with_vector=[DENSE],
+            )
+        else:
+            request = qe.QueryRequest(
+                limit=query.similarity_top_k, query=sparse if chosen == VectorStoreQueryMode.SPARSE else dense,
+                filter=where, with_payload=True, with_vector=[DENSE],
+            )
         hits = self._shard.query(request)
-        nodes, scores, ids = [], [], []
-        for hit in hits:
-            node = metadata_dict_to_node(dict(hit.payload))
-            nodes.append(node)
-            scores.append(float(hit.score))
-            ids.append(str(hit.id))
-        return VectorStoreQueryResult(nodes=nodes, similarities=scores, ids=ids)
+        vectors = [_dense_of(hit) for hit in hits]
+        return VectorStoreQueryResult(
+            nodes=[metadata_dict_to_node(dict(hit.payload)) for hit in hits],
+            similarities=hybrid.cosine_scores(query.query_embedding, vectors),
+            ids=[str(hit.id) for hit in hits],
+        )
 
     def get_nodes(self, node_ids: list[str] | None = None, **kwargs: Any) -> list[BaseNode]:
         if self._shard is None or not node_ids:
@@ -163,6 +182,13 @@ class EdgeVectorStore(BasePydanticVectorStore):
             self._shard.flush()
             self._shard.close()
             self._shard = None
+
+
+def _dense_of(hit: Any) -> list[float] | None:
+    vector = hit.vector
+    if isinstance(vector, dict):
+        return vector.get(DENSE)
+    return vector
 
 
 def _edge_filter(qe: Any, filters: MetadataFilters | None, doc_ids: list[str] | None) -> Any:
