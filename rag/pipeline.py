@@ -15,7 +15,7 @@ from .config import Settings
 from .context import fit_passages, merge_neighbours, plan_budget
 from .conversation import Turn, clean_rewrite, needs_rewrite
 from .embeddings import Embedder
-from .errors import IndexMismatchError, NotFoundError, RagError
+from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from .llm import ChatLLM, load_llm
 from .lock import IndexLock
@@ -141,7 +141,11 @@ class Pipeline:
     def upload(self, name: str, chunks: Iterable[bytes], progress: Progress | None = None) -> IngestReport:
         """Save a file that arrived over the network into the corpus (uploads/) and ingest it at once."""
         path = save_upload(self.settings.corpus_dir, name, chunks, int(self.settings.max_upload_mb * 1e6))
-        return self.ingest([path], progress=progress)
+        report = self.ingest([path], progress=progress)
+        if report.skipped:  # nothing of it is searchable: do not keep it in the corpus to fail again
+            path.unlink(missing_ok=True)
+            raise DocumentError(f"{path.name}: {report.skipped[0][1]}")
+        return report
 
     def _rebuild(self) -> None:
         """Start from an empty index: also the way out of a corrupt or mismatched one."""

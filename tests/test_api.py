@@ -217,7 +217,6 @@ def test_ask_key_may_ask_but_not_manage(keyed_server: str) -> None:
         assert len(httpx.get(f"{keyed_server}/api/documents", headers={"X-API-Key": ADMIN}).json()) == 5
 
 
-@pytest.mark.xfail(reason="rag/store/edge.py get_nodes calls EdgeShard.retrieve without with_vector", strict=False)
 def test_ask_key_may_read_a_cited_passage(keyed_server: str) -> None:
     headers = {"Authorization": f"Bearer {ASK}", "Origin": ALLOWED}
     with httpx.Client(base_url=keyed_server, headers=headers, timeout=30) as client:
@@ -225,8 +224,10 @@ def test_ask_key_may_read_a_cited_passage(keyed_server: str) -> None:
         cited = events[-1][1]["passages"][0]
         found = client.get(f"/api/passages/{cited['id']}")
         assert found.status_code == 200, found.text
-        context = found.json()["context"]
-        assert found.json()["text"] == cited["text"] and cited["text"] in context["text"]
+        part, context = found.json(), found.json()["context"]
+        # An answer's passage may be neighbouring chunks merged; its id names the best of them.
+        assert part["file"] == cited["file"] and cited["start"] <= part["start"] < part["end"] <= cited["end"]
+        assert part["text"] in cited["text"] and part["text"] in context["text"]
         assert client.get("/api/passages/not-a-passage").status_code == 404
 
 
@@ -383,6 +384,15 @@ def test_unsupported_upload_is_400(upload_server: tuple[str, Pipeline]) -> None:
             assert "unsupported" in response.json()["detail"]
             assert_discreet(response, pipeline.settings.corpus_dir)
         assert not [p for p in (pipeline.settings.corpus_dir / "uploads").iterdir() if p.suffix != ".md"]
+
+
+def test_unreadable_upload_is_400_and_not_kept(upload_server: tuple[str, Pipeline]) -> None:
+    url, pipeline = upload_server
+    with admin_client(url) as client:
+        for name, content in (("empty.md", b""), ("binary.txt", b"\x00\x01" * 50)):
+            response = upload(client, name, content)
+            assert response.status_code == 400, (name, response.text)
+            assert not (pipeline.settings.corpus_dir / "uploads" / name).exists()
 
 
 def test_delete_removes_an_upload_from_the_index(upload_server: tuple[str, Pipeline]) -> None:

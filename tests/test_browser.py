@@ -393,6 +393,7 @@ def test_widget_sends_history_and_says_when_busy(static_site: tuple[str, Path], 
             status.wait_for(state="visible")
             assert re.fullmatch(r"The assistant is busy, retry in \d+ s\.", status.text_content() or "")
             assert widget.locator(".rag-widget-answer").count() == 2
+            assert widget.locator("#rag-widget-input").input_value() == "And when?"  # kept for another try
             page.screenshot(path=str(SHOTS / "widget-busy.png"))
     finally:
         pipeline.close()

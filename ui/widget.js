@@ -1,0 +1,444 @@
+/* rag chat widget: one <script> tag adds a floating chat button that asks this rag server.
+ *
+ *   <script src="https://rag.example.org/widget.js" data-title="Ask our docs" data-api-key="ASK_KEY"></script>
+ *
+ * Plain JavaScript, no build step, nothing loaded from elsewhere. Everything lives in an open shadow root on
+ * <rag-widget id="rag-widget-host">, so the page's CSS cannot reach in and the widget's CSS cannot leak out.
+ * Document text and model output only ever become text nodes: nothing from an answer is parsed as HTML, and
+ * the only clickable things in an answer are its citation markers.
+ */
+(function () {
+  'use strict';
+
+  var script = document.currentScript;
+  if (!script || !script.src || document.getElementById('rag-widget-host')) {
+    return; // no way to know the server, or the widget is already on the page
+  }
+  var ORIGIN = new URL(script.src, document.baseURI).origin;
+  var TITLE = script.getAttribute('data-title') || 'Ask the documents';
+  var KEY = script.getAttribute('data-api-key') || '';
+  var MAX_HISTORY = 20; // the server accepts at most 20 earlier turns
+  var CITATION = /\[(\d{1,3})\]/g;
+
+  var CSS = [
+    ':host { all: initial; }',
+    '*, *::before, *::after { box-sizing: border-box; }',
+    '.rag-widget-root { font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2430; }',
+    'button { font: inherit; cursor: pointer; }',
+    '[hidden] { display: none !important; }',
+    '#rag-widget-button { position: fixed; right: 20px; bottom: 20px; width: 56px; height: 56px; border: 0;',
+    '  border-radius: 50%; background: #2457d6; color: #fff; box-shadow: 0 4px 14px rgba(0,0,0,.25);',
+    '  display: flex; align-items: center; justify-content: center; padding: 0; }',
+    '#rag-widget-button:hover { background: #1c47b3; }',
+    '#rag-widget-button:focus-visible, .rag-widget-root button:focus-visible,',
+    '  #rag-widget-input:focus-visible { outline: 2px solid #f0a500; outline-offset: 2px; }',
+    '#rag-widget-button svg { width: 26px; height: 26px; fill: currentColor; }',
+    '#rag-widget-panel { position: fixed; right: 20px; bottom: 88px; width: min(400px, calc(100vw - 40px));',
+    '  height: min(580px, calc(100vh - 112px)); display: flex; flex-direction: column; background: #fff;',
+    '  border: 1px solid #d5dbe5; border-radius: 12px; box-shadow: 0 8px 30px rgba(0,0,0,.22); overflow: hidden; }',
+    '.rag-widget-header { display: flex; align-items: center; gap: 8px; padding: 10px 12px; background: #2457d6;',
+    '  color: #fff; }',
+    '.rag-widget-title { flex: 1; font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }',
+    '.rag-widget-header button { background: transparent; color: #fff; border: 1px solid rgba(255,255,255,.55);',
+    '  border-radius: 6px; padding: 2px 8px; font-size: 12px; }',
+    '.rag-widget-header button.rag-widget-close { border: 0; font-size: 20px; line-height: 1; padding: 0 4px; }',
+    '.rag-widget-log { flex: 1; overflow-y: auto; padding: 12px; background: #f7f8fb; }',
+    '.rag-widget-empty { color: #667085; }',
+    '.rag-widget-turn { margin-bottom: 14px; }',
+    '.rag-widget-question { margin-left: 15%; padding: 8px 10px; background: #2457d6; color: #fff;',
+    '  border-radius: 10px 10px 2px 10px; white-space: pre-wrap; overflow-wrap: anywhere; }',
+    '.rag-widget-answer { margin-top: 6px; margin-right: 8%; padding: 8px 10px; background: #fff;',
+    '  border: 1px solid #e3e7ee; border-radius: 10px 10px 10px 2px; white-space: pre-wrap; overflow-wrap: anywhere; }',
+    '.rag-widget-answer.rag-widget-pending::after { content: "\\25CF"; margin-left: 3px; color: #2457d6;',
+    '  animation: rag-widget-blink 1s infinite; }',
+    '@keyframes rag-widget-blink { 50% { opacity: .2; } }',
+    '.rag-widget-refused { color: #5b6472; font-style: italic; }',
+    '.rag-widget-cite { display: inline; border: 0; background: #e6edff; color: #1c47b3; border-radius: 4px;',
+    '  padding: 0 3px; margin: 0 1px; font-weight: 600; font-size: .9em; }',
+    '.rag-widget-cite:hover, .rag-widget-cite[aria-expanded="true"] { background: #2457d6; color: #fff; }',
+    '.rag-widget-passage { margin: 6px 8% 0 0; padding: 8px 10px; border-left: 3px solid #f0a500;',
+    '  background: #fffaf0; border-radius: 0 8px 8px 0; font-size: 13px; }',
+    '.rag-widget-passage-head { display: flex; gap: 6px; align-items: baseline; }',
+    '.rag-widget-passage-title { flex: 1; font-weight: 600; }',
+    '.rag-widget-passage-close { border: 0; background: transparent; color: #667085; font-size: 16px;',
+    '  line-height: 1; padding: 0 2px; }',
+    '.rag-widget-passage-file { color: #667085; font-size: 12px; overflow-wrap: anywhere; }',
+    '.rag-widget-passage-text { margin-top: 4px; white-space: pre-wrap; overflow-wrap: anywhere;',
+    '  max-height: 220px; overflow-y: auto; }',
+    '.rag-widget-status { min-height: 0; padding: 0 12px; color: #b42318; font-size: 13px; white-space: nowrap;',
+    '  overflow: hidden; text-overflow: ellipsis; }',
+    '.rag-widget-status:not(:empty) { padding: 6px 12px; border-top: 1px solid #f3d1cd; background: #fef3f2; }',
+    '.rag-widget-form { display: flex; gap: 8px; padding: 10px 12px; border-top: 1px solid #e3e7ee; background: #fff; }',
+    '#rag-widget-input { flex: 1; resize: none; height: 42px; max-height: 120px; padding: 8px 10px;',
+    '  font: inherit; color: inherit; border: 1px solid #c8cfdb; border-radius: 8px; background: #fff; }',
+    '#rag-widget-send { border: 0; border-radius: 8px; padding: 0 14px; background: #2457d6; color: #fff;',
+    '  font-weight: 600; }',
+    '#rag-widget-send:disabled { background: #9aa8c7; cursor: default; }',
+    '@media (prefers-color-scheme: dark) {',
+    '  .rag-widget-root { color: #e7eaf0; }',
+    '  #rag-widget-panel, .rag-widget-form, #rag-widget-input { background: #1d2129; border-color: #3a4150; }',
+    '  .rag-widget-log { background: #161a20; }',
+    '  .rag-widget-answer { background: #232833; border-color: #3a4150; }',
+    '  .rag-widget-passage { background: #2b2718; }',
+    '  .rag-widget-cite { background: #2c3a5c; color: #c9d7ff; }',
+    '}'
+  ].join('\n');
+
+  // -- DOM helpers: text only, never markup ------------------------------------------------------------
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    var name;
+    for (name in attrs || {}) {
+      if (Object.prototype.hasOwnProperty.call(attrs, name)) node.setAttribute(name, attrs[name]);
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+  }
+
+  var SVG = 'http://www.w3.org/2000/svg';
+  function chatIcon() {
+    var svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    var path = document.createElementNS(SVG, 'path');
+    path.setAttribute('d', 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 6.5a1.5 ' +
+      '1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z');
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // -- build the widget ----------------------------------------------------------------------------------
+  var host = document.createElement('rag-widget');
+  host.id = 'rag-widget-host';
+  // Inline and important: the page's own rules cannot hide or move the host.
+  host.style.cssText = 'all: initial !important; display: block !important; position: static !important;';
+  var root = host.attachShadow({ mode: 'open' });
+  root.appendChild(el('style', null, CSS));
+
+  var wrapper = el('div', { 'class': 'rag-widget-root' });
+  var button = el('button', {
+    id: 'rag-widget-button', type: 'button', 'aria-label': 'Open chat: ' + TITLE, title: TITLE,
+    'aria-expanded': 'false', 'aria-controls': 'rag-widget-panel'
+  });
+  button.appendChild(chatIcon());
+
+  var panel = el('section', { id: 'rag-widget-panel', role: 'dialog', 'aria-label': TITLE });
+  panel.hidden = true;
+  var header = el('div', { 'class': 'rag-widget-header' });
+  var newChat = el('button', { type: 'button', 'class': 'rag-widget-new', title: 'Start a new conversation' }, 'New chat');
+  var closeButton = el('button', { type: 'button', 'class': 'rag-widget-close', 'aria-label': 'Close chat' }, '\u00d7');
+  header.appendChild(el('span', { 'class': 'rag-widget-title' }, TITLE));
+  header.appendChild(newChat);
+  header.appendChild(closeButton);
+
+  var log = el('div', { 'class': 'rag-widget-log', 'aria-live': 'polite' });
+  var status = el('div', { 'class': 'rag-widget-status', role: 'status' });
+  var form = el('form', { 'class': 'rag-widget-form' });
+  var input = el('textarea', {
+    id: 'rag-widget-input', rows: '1', placeholder: 'Ask a question\u2026', 'aria-label': 'Your question'
+  });
+  var send = el('button', { id: 'rag-widget-send', type: 'submit' }, 'Ask');
+  form.appendChild(input);
+  form.appendChild(send);
+  panel.appendChild(header);
+  panel.appendChild(log);
+  panel.appendChild(status);
+  panel.appendChild(form);
+  wrapper.appendChild(panel);
+  wrapper.appendChild(button);
+  root.appendChild(wrapper);
+
+  // -- state ----------------------------------------------------------------------------------------------
+  var history = []; // [{question, answer}] of finished answers, sent with each follow-up
+  var controller = null; // AbortController of the question being answered
+
+  function showEmpty() {
+    clear(log);
+    log.appendChild(el('div', { 'class': 'rag-widget-empty' },
+      'Ask a question. Answers cite their sources as [1], [2] \u2026 \u2014 click a number to read the passage.'));
+  }
+
+  function setStatus(text) {
+    status.textContent = text || '';
+    status.title = text || '';
+  }
+
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function openPanel() {
+    panel.hidden = false;
+    button.setAttribute('aria-expanded', 'true');
+    input.focus();
+  }
+
+  function closePanel() {
+    panel.hidden = true;
+    button.setAttribute('aria-expanded', 'false');
+    stop(); // the server notices the closed connection and stops generating
+  }
+
+  function stop() {
+    if (controller) {
+      controller.abort();
+      controller = null;
+    }
+  }
+
+  // -- rendering ----------------------------------------------------------------------------------------
+  function showPassage(box, citation, marker) {
+    var open = box.getAttribute('data-n') === String(citation.number) && !box.hidden;
+    var markers = box.parentNode.querySelectorAll('.rag-widget-cite');
+    for (var i = 0; i < markers.length; i++) markers[i].setAttribute('aria-expanded', 'false');
+    if (open) {
+      box.hidden = true;
+      box.removeAttribute('data-n');
+      return;
+    }
+    clear(box);
+    var head = el('div', { 'class': 'rag-widget-passage-head' });
+    head.appendChild(el('span', { 'class': 'rag-widget-passage-title' }, '[' + citation.number + '] ' +
+      (citation.title || citation.file || '')));
+    var close = el('button', { type: 'button', 'class': 'rag-widget-passage-close', 'aria-label': 'Hide passage' },
+      '\u00d7');
+    close.addEventListener('click', function () {
+      box.hidden = true;
+      box.removeAttribute('data-n');
+      marker.setAttribute('aria-expanded', 'false');
+    });
+    head.appendChild(close);
+    box.appendChild(head);
+    box.appendChild(el('div', { 'class': 'rag-widget-passage-file' }, citation.file || ''));
+    box.appendChild(el('div', { 'class': 'rag-widget-passage-text' }, citation.text || ''));
+    box.setAttribute('data-n', String(citation.number));
+    box.hidden = false;
+    marker.setAttribute('aria-expanded', 'true');
+    box.scrollIntoView({ block: 'nearest' });
+  }
+
+  /** The final answer: text nodes, with each [n] that names a returned citation as a button. */
+  function renderAnswer(turn, result) {
+    var answer = turn.answer;
+    var box = turn.passage;
+    var text = typeof result.answer === 'string' ? result.answer : '';
+    var byNumber = {};
+    (Array.isArray(result.citations) ? result.citations : []).forEach(function (c) {
+      if (c && typeof c.number === 'number') byNumber[c.number] = c;
+    });
+    clear(answer);
+    answer.classList.remove('rag-widget-pending');
+    if (result.refused) answer.classList.add('rag-widget-refused');
+    var last = 0;
+    var match;
+    CITATION.lastIndex = 0;
+    while ((match = CITATION.exec(text)) !== null) {
+      var citation = byNumber[Number(match[1])];
+      if (!citation) continue; // an unknown number stays plain text
+      answer.appendChild(document.createTextNode(text.slice(last, match.index)));
+      var marker = el('button', {
+        type: 'button', 'class': 'rag-widget-cite', 'data-n': String(citation.number), 'aria-expanded': 'false',
+        title: 'Show passage ' + citation.number
+      }, '[' + citation.number + ']');
+      marker.addEventListener('click', showPassage.bind(null, box, citation, marker));
+      answer.appendChild(marker);
+      last = match.index + match[0].length;
+    }
+    answer.appendChild(document.createTextNode(text.slice(last)));
+    if (!text) answer.textContent = '(no answer)';
+  }
+
+  function addTurn(question) {
+    var empty = log.querySelector('.rag-widget-empty');
+    if (empty) log.removeChild(empty);
+    var node = el('div', { 'class': 'rag-widget-turn' });
+    node.appendChild(el('div', { 'class': 'rag-widget-question' }, question));
+    var answer = el('div', { 'class': 'rag-widget-answer rag-widget-pending' });
+    var passage = el('div', { 'class': 'rag-widget-passage', role: 'region', 'aria-label': 'Cited passage' });
+    passage.hidden = true;
+    node.appendChild(answer);
+    node.appendChild(passage);
+    log.appendChild(node);
+    scrollDown();
+    return { node: node, answer: answer, passage: passage, streamed: document.createTextNode('') };
+  }
+
+  // -- the server's event stream ------------------------------------------------------------------------
+  /** Calls onEvent(name, data) for each server-sent event read from a fetch Response body. */
+  function readEvents(response, onEvent) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = '';
+    var name = '';
+    var data = [];
+
+    function line(text) {
+      if (text === '') {
+        if (data.length) onEvent(name || 'message', data.join('\n'));
+        name = '';
+        data = [];
+        return;
+      }
+      if (text.charAt(0) === ':') return; // comment (the server's keep-alive pings)
+      var colon = text.indexOf(':');
+      var field = colon < 0 ? text : text.slice(0, colon);
+      var value = colon < 0 ? '' : text.slice(colon + 1);
+      if (value.charAt(0) === ' ') value = value.slice(1);
+      if (field === 'event') name = value;
+      else if (field === 'data') data.push(value);
+    }
+
+    function drain(final) {
+      var breaks = /\r\n|\r|\n/g;
+      var start = 0;
+      var m;
+      while ((m = breaks.exec(buffer)) !== null) {
+        if (m[0] === '\r' && m.index === buffer.length - 1 && !final) break; // may be half of \r\n
+        line(buffer.slice(start, m.index));
+        start = breaks.lastIndex;
+      }
+      buffer = buffer.slice(start);
+      if (final) {
+        if (buffer) line(buffer);
+        line('');
+      }
+    }
+
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) {
+          buffer += decoder.decode();
+          drain(true);
+          return;
+        }
+        buffer += decoder.decode(chunk.value, { stream: true });
+        drain(false);
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  function errorText(response, body) {
+    var message = body && (typeof body.error === 'string' ? body.error : typeof body.detail === 'string' ?
+      body.detail : '');
+    if (response.status === 401 || response.status === 403) {
+      return 'This page may not ask the assistant (' + response.status + '): check the widget\'s API key and ' +
+        'the server\'s allowed origins.';
+    }
+    if (response.status === 429) {
+      var seconds = parseInt(response.headers.get('Retry-After') || '', 10);
+      return seconds > 0 ? 'The assistant is busy, retry in ' + seconds + ' s.' :
+        'The assistant is busy, retry in a few seconds.';
+    }
+    if (response.status === 413) return message || 'That question is too long.';
+    return 'The server answered ' + response.status + (message ? ': ' + message : '.');
+  }
+
+  function ask(question) {
+    stop();
+    setStatus('');
+    var turn = addTurn(question);
+    turn.answer.appendChild(turn.streamed);
+    var mine = new AbortController();
+    controller = mine;
+    send.disabled = true;
+    var finished = false;
+    var headers = { 'Content-Type': 'application/json' };
+    if (KEY) headers.Authorization = 'Bearer ' + KEY;
+
+    function fail(text) {
+      turn.answer.classList.remove('rag-widget-pending');
+      if (!turn.streamed.data) turn.node.removeChild(turn.answer);
+      if (!input.value) input.value = question; // ready to send again
+      setStatus(text);
+    }
+
+    fetch(ORIGIN + '/api/ask', {
+      method: 'POST', headers: headers, body: JSON.stringify({ question: question, history: history.slice() }),
+      signal: mine.signal, credentials: 'omit', mode: 'cors'
+    }).then(function (response) {
+      if (!response.ok) {
+        return response.json().catch(function () { return null; }).then(function (body) {
+          fail(errorText(response, body));
+        });
+      }
+      return readEvents(response, function (name, data) {
+        var payload;
+        try {
+          payload = JSON.parse(data);
+        } catch (e) {
+          return;
+        }
+        if (name === 'token' && payload && typeof payload.text === 'string') {
+          turn.streamed.appendData(payload.text);
+          scrollDown();
+        } else if (name === 'answer' && payload) {
+          finished = true;
+          renderAnswer(turn, payload);
+          history.push({ question: question, answer: typeof payload.answer === 'string' ? payload.answer : '' });
+          if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
+          scrollDown();
+        }
+      }).then(function () {
+        if (!finished) fail('The answer was cut off; ask again.');
+      });
+    }).catch(function (error) {
+      if (error && error.name === 'AbortError') {
+        turn.answer.classList.remove('rag-widget-pending');
+        if (!finished) turn.streamed.appendData(turn.streamed.data ? ' \u2026 (stopped)' : '(stopped)');
+        return;
+      }
+      fail('Cannot reach the assistant; check your connection and try again.');
+    }).then(function () {
+      if (controller === mine) controller = null;
+      send.disabled = false;
+    });
+  }
+
+  // -- events -------------------------------------------------------------------------------------------
+  button.addEventListener('click', function () {
+    if (panel.hidden) openPanel();
+    else closePanel();
+  });
+  closeButton.addEventListener('click', closePanel);
+  newChat.addEventListener('click', function () {
+    stop();
+    history = [];
+    setStatus('');
+    showEmpty();
+    input.value = '';
+    input.focus();
+  });
+  form.addEventListener('submit', function (event) {
+    event.preventDefault();
+    var question = input.value.trim();
+    if (!question || send.disabled) return;
+    input.value = '';
+    ask(question);
+  });
+  input.addEventListener('keydown', function (event) {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (typeof form.requestSubmit === 'function') form.requestSubmit();
+      else form.dispatchEvent(new Event('submit', { cancelable: true }));
+    }
+  });
+  panel.addEventListener('keydown', function (event) {
+    if (event.key === 'Escape') {
+      closePanel();
+      button.focus();
+    }
+  });
+
+  showEmpty();
+  function attach() {
+    document.body.appendChild(host);
+  }
+  if (document.body) attach();
+  else document.addEventListener('DOMContentLoaded', attach);
+})();
