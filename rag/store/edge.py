@@ -165,7 +165,8 @@ class EdgeVectorStore(BasePydanticVectorStore):
             ids = [uuid.UUID(i) for i in node_ids]
         except ValueError:
             return []
-        return [metadata_dict_to_node(dict(r.payload)) for r in self._shard.retrieve(ids, with_payload=True, with_vector=False)]
+        records = self._shard.retrieve(ids, with_payload=True, with_vector=False)
+        return [metadata_dict_to_node(dict(r.payload)) for r in records]
 
     def count(self) -> int:
         if self._shard is None:
