@@ -200,7 +200,8 @@ def serve(
     models = pipeline.warm_up()
     _notices(pipeline)
     app_ = create_app(pipeline)
-    out.print(f"rag is serving {len(pipeline.status().documents)} documents with {models['llm']}\n"
+    documents = sum(d.complete for d in pipeline.status().documents)
+    out.print(f"rag is serving {documents} documents with {models['llm']}\n"
               f"  chat:   {url}/\n  API:    {url}/docs  (OpenAI-compatible: {url}/v1)\n"
               f"  widget: <script src=\"{url}/widget.js\"></script>")
     try:
