@@ -41,7 +41,8 @@ class Answer:
     question_lang: str
     answer_lang: str
     citations: list[Citation]
-    passages: list[Passage]
+    passages: list[Passage]  # everything retrieved, in rank order
+    context: list[Passage]  # what the model was given, numbered from 1 (neighbours merged)
     used_passages: int
     invalid_citations: list[int]
     timings: dict[str, float]
@@ -50,10 +51,16 @@ class Answer:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["passages"] = [
-            {**p.to_dict(), "number": i + 1 if i < self.used_passages else None} for i, p in enumerate(self.passages)
-        ]
+        data["context"] = [{**p.to_dict(), "number": i + 1} for i, p in enumerate(self.context)]
+        data["passages"] = [{**p.to_dict(), "number": self._number_of(p)} for p in self.passages]
         return data
+
+    def _number_of(self, passage: Passage) -> int | None:
+        """The number under which a retrieved passage reached the model (inside a merged one), if it did."""
+        for i, given in enumerate(self.context):
+            if given.file == passage.file and given.start <= passage.start and passage.end <= given.end:
+                return i + 1
+        return None
 
 
 class AnswerStream:
@@ -197,7 +204,7 @@ def generate(
     stream.finish(Answer(
         question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
         question_lang=lang, answer_lang=detect_language(text, hint=lang), citations=citations, passages=passages,
-        used_passages=len(used), invalid_citations=invalid, timings=timings, models=models, notices=notices,
+        context=list(used), used_passages=len(used), invalid_citations=invalid, timings=timings, models=models, notices=notices,
     ))
 
 

@@ -239,9 +239,9 @@ class Pipeline:
         timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
         fixed = llm.count_tokens(answering.build_messages(standalone, lang, [], [])[0]["content"]) \
             + llm.count_tokens(standalone)
-        passages = merge_neighbours(passages, self.document_text)
         budget = plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
-        used = fit_passages(passages, budget.passage_tokens, llm.count_tokens)
+        merged = merge_neighbours(passages, self.document_text)
+        used = fit_passages(merged, budget.passage_tokens, llm.count_tokens)
         turns = answering.history_for_prompt(history, budget.history_tokens, llm)
         models = {"llm": llm.name, "embedding": embedder.name}
         return answering.AnswerStream(lambda stream: answering.generate(

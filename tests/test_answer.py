@@ -48,7 +48,8 @@ def test_answer_json_shape_and_citation_offsets(ingested: Settings, scripted_llm
         for c in data["citations"]:
             assert pipeline.document_text(c["file"])[c["start"] : c["end"]] == c["text"]
             assert {"file", "title", "start", "end", "text", "score"} <= set(c)
-        assert 1 <= len(data["passages"]) <= ingested.top_k  # neighbours merge into one passage
+        assert len(data["passages"]) == ingested.top_k
+        assert 1 <= len(data["context"]) <= ingested.top_k  # neighbours merge into one passage
         assert {"retrieval_ms", "ttft_ms", "total_ms", "generated_tokens", "tokens_per_s"} <= set(data["timings"])
         assert data["models"] == {"llm": "scripted", "embedding": "sentence-transformers/all-MiniLM-L6-v2"}
 

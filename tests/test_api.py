@@ -162,7 +162,7 @@ def test_ask_streams_tokens_before_the_answer_ends(template: Path, tmp_path: Pat
     assert answer["answer"] == "".join(tokens).strip() == REPLY
     assert not answer["refused"]
     assert [c["number"] for c in answer["citations"]] == [1]
-    assert answer["citations"][0]["text"] == answer["passages"][0]["text"]
+    assert answer["citations"][0]["text"] == answer["context"][0]["text"]
     assert {"file", "title", "start", "end", "text", "score", "attributed"} <= set(answer["citations"][0])
 
 

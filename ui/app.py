@@ -69,7 +69,7 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
             stream.cancel()  # Stop button or a closed tab: free the model at once
         result = stream.result.to_dict()
         turns[-1] = {"question": question, "answer": result["answer"], "refused": result["refused"],
-                     "citations": result["citations"], "passages": result["passages"]}
+                     "citations": result["citations"], "context": result["context"]}
         yield render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns
 
     def open_citation(turns: Turns, event: gr.EventData) -> tuple[str, Any]:
@@ -79,7 +79,7 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
             number = int(data["number"])
         except (KeyError, IndexError, TypeError, ValueError):
             return gr.update(), gr.update()
-        passage = next((p for p in turn.get("passages", []) if p.get("number") == number), None)
+        passage = next((p for p in turn.get("context", []) if p.get("number") == number), None)
         if passage is None:
             return gr.update(), gr.update()
         try:

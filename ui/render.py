@@ -50,14 +50,12 @@ def conversation(turns: Sequence[Mapping[str, Any]]) -> str:
 
 
 def sources(turn_index: int, turn: Mapping[str, Any] | None) -> str:
-    if not turn or not turn.get("passages"):
+    if not turn or not turn.get("context"):
         return '<div class="rag-empty">The passages behind the latest answer appear here.</div>'
     cited = {int(c["number"]): c for c in turn.get("citations", [])}
     rows = []
-    for passage in turn["passages"]:
-        number = passage.get("number")
-        if number is None:
-            continue
+    for passage in turn["context"]:
+        number = passage["number"]
         mark = "cited" if number in cited else "given to the model"
         if cited.get(number, {}).get("attributed"):
             mark = "cited by attribution"
