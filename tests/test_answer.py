@@ -20,13 +20,17 @@ def ingested(settings: Settings) -> Settings:
     return settings
 
 
+def read_in_background(stream) -> tuple[threading.Thread, list[str]]:  # type: ignore[no-untyped-def]
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.extend(stream))
+    reader.start()
+    return reader, received
+
+
 def test_first_token_arrives_before_generation_ends(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     llm = scripted_llm(["Alibaba released Qwen-7B first [1] in August 2023."], block_after=3)
     with Pipeline(ingested, llm=llm) as pipeline:
-        stream = pipeline.ask(QUESTION)
-        received: list[str] = []
-        reader = threading.Thread(target=lambda: received.extend(stream))
-        reader.start()
+        reader, received = read_in_background(pipeline.ask(QUESTION))
         assert llm.reached_gate.wait(30)
         assert "".join(received).startswith("Alibaba released Qwen-7B")  # streamed while the model is blocked
         llm.gate.set()
@@ -130,9 +134,7 @@ def test_cancel_stops_generation_and_keeps_the_partial_answer(ingested: Settings
     llm = scripted_llm(["Qwen-7B was first " + "and more " * 200], block_after=3)
     with Pipeline(ingested, llm=llm) as pipeline:
         stream = pipeline.ask(QUESTION)
-        received: list[str] = []
-        reader = threading.Thread(target=lambda: received.extend(stream))
-        reader.start()
+        reader, received = read_in_background(stream)
         assert llm.reached_gate.wait(30)
         stream.cancel()
         llm.gate.set()

@@ -163,3 +163,13 @@ def test_corrupt_edge_shard_gives_one_line(settings: Settings) -> None:
     with Pipeline(settings) as pipeline, pytest.raises(IndexCorruptError, match="rag ingest --rebuild"):
         pipeline.search("Qwen")
     assert all(p.exists() for p in settings.corpus_dir.iterdir())  # the corpus is never touched
+
+
+def test_unreachable_qdrant_server_is_one_line(settings: Settings) -> None:
+    from rag.errors import BackendUnavailableError
+
+    unreachable = settings.model_copy(update={"qdrant_url": "http://127.0.0.1:9", "request_timeout": 3})
+    with Pipeline(unreachable) as pipeline, pytest.raises(BackendUnavailableError) as error:
+        pipeline.ingest()
+    assert "cannot reach the Qdrant server at http://127.0.0.1:9" in str(error.value)
+    assert "\n" not in str(error.value)

@@ -41,7 +41,7 @@ METRICS: list[tuple[str, str, str]] = [
     ("ttft_ms_p95", "TTFT p95 ms", "ms"),
     ("total_ms_p50", "total p50 ms", "ms"),
     ("total_ms_p95", "total p95 ms", "ms"),
-    ("tokens_per_s", "tokens/s (mean)", "num"),
+    ("tokens_per_s", "tokens/s (mean)", "rate"),
 ]
 # Metrics where smaller is better: compare marks their changes the other way round.
 LOWER_IS_BETTER = {"false_refusals", "citation_removed"} | {k for k, _, f in METRICS if f == "ms"}
@@ -257,4 +257,6 @@ def format_value(value: float | int | None, fmt: str) -> str:
         return f"{value * 100:.1f}%"
     if fmt == "ms":
         return f"{value:,.0f}"
+    if fmt == "rate":
+        return f"{value:.1f}"
     return f"{value:.3f}"
