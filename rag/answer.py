@@ -44,6 +44,7 @@ class Answer:
     passages: list[Passage]  # everything retrieved, in rank order
     context: list[Passage]  # what the model was given, numbered from 1 (neighbours merged)
     used_passages: int
+    relevance: dict[str, float | bool | None]  # best dense cosine, the gate's threshold, whether it refused
     invalid_citations: list[int]
     timings: dict[str, float]
     models: dict[str, str]
@@ -153,6 +154,7 @@ def generate(
     passages: list[Passage],
     used: list[Passage],
     history: Sequence[Turn],
+    relevance: dict[str, float | bool | None],
     llm: ChatLLM,
     max_tokens: int,
     temperature: float,
@@ -204,7 +206,7 @@ def generate(
     stream.finish(Answer(
         question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
         question_lang=lang, answer_lang=detect_language(text, hint=lang), citations=citations, passages=passages,
-        context=list(used), used_passages=len(used), invalid_citations=invalid, timings=timings, models=models,
+        context=list(used), used_passages=len(used), relevance=relevance, invalid_citations=invalid, timings=timings, models=models,
         notices=notices,
     ))
 

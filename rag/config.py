@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         "dbsf", description="How Qdrant fuses the two sides: score distributions (dbsf) or reciprocal ranks (rrf)."
     )
     context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
+    relevance_threshold: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Refuse without asking the LLM when no passage's dense cosine reaches this; empty = the value "
+        "calibrated for the embedding model (rag/calibration.toml), 0 = never.",
+    )
 
     llm_model: str = Field(
         "",

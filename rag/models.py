@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib.util
 import socket
 import threading
+import tomllib
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,6 +33,19 @@ class ModelRef:
     @property
     def packaged(self) -> bool:
         return self.name in (PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID)
+
+
+def relevance_threshold(configured: float | None, embedding_model: str, lang: str = "en") -> float | None:
+    """The relevance gate for a model and question language: the configured value, else the calibrated one
+    when the question is in a language it was calibrated in, else none (an uncalibrated gate would refuse or
+    admit at random). 0 switches it off."""
+    if configured is not None:
+        return configured or None
+    table = tomllib.loads(resources.files(__package__).joinpath("calibration.toml").read_text(encoding="utf-8"))
+    entry = table.get(embedding_model)
+    if not entry or not ({lang, "*"} & set(entry.get("languages", []))):
+        return None
+    return float(entry["threshold"])
 
 
 def packaged_embedding_path() -> Path | None:

@@ -19,7 +19,7 @@ from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from .llm import ChatLLM, load_llm
 from .lock import IndexLock
-from .models import resolve_embedding
+from .models import relevance_threshold, resolve_embedding
 from .registry import DocumentRecord, Registry
 from .retrieve import Passage, Retriever
 from .store import VectorStore, open_vector_store
@@ -240,14 +240,20 @@ class Pipeline:
         fixed = llm.count_tokens(answering.build_messages(standalone, lang, [], [])[0]["content"]) \
             + llm.count_tokens(standalone)
         budget = plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
-        merged = merge_neighbours(passages, self.document_text)
+        best = max((p.score for p in passages), default=None)
+        threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang)
+        gated = best is None or (threshold is not None and best < threshold)
+        relevance = {"top_score": best, "threshold": threshold, "gated": gated}
+        # Below the gate the documents do not hold the answer: refuse without spending the model's time.
+        merged = [] if gated else merge_neighbours(passages, self.document_text)
         used = fit_passages(merged, budget.passage_tokens, llm.count_tokens)
         turns = answering.history_for_prompt(history, budget.history_tokens, llm)
         models = {"llm": llm.name, "embedding": embedder.name}
         return answering.AnswerStream(lambda stream: answering.generate(
             stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
-            history=turns, llm=llm, max_tokens=budget.max_tokens, temperature=self.settings.temperature,
-            timings=timings, models=models, notices=self.notices(), started=started,
+            history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,
+            temperature=self.settings.temperature, timings=timings, models=models, notices=self.notices(),
+            started=started,
         ))
 
     def close(self) -> None:

@@ -164,3 +164,22 @@ def test_unsupported_citation_is_flagged(ingested: Settings, scripted_llm) -> No
         result = pipeline.ask(QUESTION).result
     assert result.citations and result.citations[0].verified is False
     assert result.to_dict()["citations"][0]["verified"] is False
+
+
+def test_relevance_gate_refuses_off_topic_questions_without_the_llm(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    from rag.models import relevance_threshold
+
+    threshold = relevance_threshold(None, "sentence-transformers/all-MiniLM-L6-v2")
+    assert threshold is not None, "the packaged embedder has a calibrated gate"
+    llm = scripted_llm(["Qwen-7B [1]."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        off_topic = pipeline.ask("How do I bake a cheesecake with quark?").result
+        assert llm.calls == [] and off_topic.refused and off_topic.relevance["gated"] is True
+        assert off_topic.answer == "The documents don't say." and off_topic.citations == []
+        # Calibrated on English only: a German question is not judged by an English-only embedder's scores.
+        assert relevance_threshold(None, "sentence-transformers/all-MiniLM-L6-v2", "de") is None
+        on_topic = pipeline.ask(QUESTION).result
+        assert len(llm.calls) == 1 and not on_topic.relevance["gated"]
+        assert on_topic.relevance["top_score"] >= threshold
+    with Pipeline(ingested.model_copy(update={"relevance_threshold": 0.0}), llm=scripted_llm(["ok"])) as pipeline:
+        assert pipeline.ask("How do I bake a cheesecake with quark?").result.relevance["gated"] is False

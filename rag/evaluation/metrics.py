@@ -35,6 +35,8 @@ METRICS: list[tuple[str, str, str]] = [
     ("citation_removed", "raw citations removed", "pct"),
     ("citation_support", "citation support", "pct"),
     ("citation_attributed", "shown citations added by attribution", "pct"),
+    ("citation_unverified", "shown citations not verified", "pct"),
+    ("gated", "refused by the relevance gate", "pct"),
     ("retrieval_ms_p50", "retrieval p50 ms", "ms"),
     ("retrieval_ms_p95", "retrieval p95 ms", "ms"),
     ("ttft_ms_p50", "TTFT p50 ms", "ms"),
@@ -44,7 +46,7 @@ METRICS: list[tuple[str, str, str]] = [
     ("tokens_per_s", "tokens/s (mean)", "rate"),
 ]
 # Metrics where smaller is better: compare marks their changes the other way round.
-LOWER_IS_BETTER = {"false_refusals", "citation_removed"} | {k for k, _, f in METRICS if f == "ms"}
+LOWER_IS_BETTER = {"false_refusals", "citation_removed", "citation_unverified"} | {k for k, _, f in METRICS if f == "ms"}
 
 
 def normalise(text: str) -> str:
@@ -157,7 +159,7 @@ def score_question(
         "evidence_recall@k": evidence_recall(texts, evidence, k),
         "answer_correct": None, "refused": None, "refusal_correct": None, "citation_supported": None,
         "citations_raw": 0, "citations_valid": 0, "citations_removed": 0,
-        "citations_shown": 0, "citations_attributed": 0,
+        "citations_shown": 0, "citations_attributed": 0, "citations_unverified": 0, "gated": None,
     }
     if answer is not None:
         refused = is_refused(answer["answer"], bool(answer["refused"]))
@@ -171,6 +173,8 @@ def score_question(
             # them says the answer shares words with a passage, not that the model used it.
             citations_shown=len(answer["citations"]),
             citations_attributed=sum(1 for c in answer["citations"] if c.get("attributed")),
+            citations_unverified=sum(1 for c in answer["citations"] if c.get("verified") is False),
+            gated=bool(answer.get("gated")),
             citation_supported=None if refused
             else citation_supported(answer["citations"], expected, evidence),
         )
@@ -231,6 +235,9 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, float | int | N
         "citation_support": mean(s["citation_supported"] for s in scores),
         "citation_attributed": _share(sum(s["citations_attributed"] for s in scores),
                                       sum(s["citations_shown"] for s in scores)),
+        "citation_unverified": _share(sum(s["citations_unverified"] for s in scores),
+                                      sum(s["citations_shown"] for s in scores)),
+        "gated": mean(s["gated"] for s in scores),
         "tokens_per_s": mean(t.get("tokens_per_s") or None for t in timings),
     }
     for name in ("retrieval_ms", "ttft_ms", "total_ms"):

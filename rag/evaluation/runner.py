@@ -117,8 +117,10 @@ def build_record(
         answer_fields = {
             "answer": answer.answer, "raw_answer": answer.raw_answer, "refused": answer.refused,
             "used_passages": answer.used_passages, "invalid_citations": list(answer.invalid_citations),
+            "gated": bool(answer.relevance.get("gated")),
             "citations": [{"number": c.number, "file": c.file, "title": c.title, "start": c.start,
-                           "end": c.end, "score": c.score, "attributed": c.attributed, "text": c.text}
+                           "end": c.end, "score": c.score, "attributed": c.attributed, "verified": c.verified,
+                           "text": c.text}
                           for c in answer.citations],
         }
     scores = metrics.score_question(question.to_dict(), retrieved, k, answer_fields)

@@ -35,7 +35,8 @@ def _connect(url: str, api_key: str, timeout: float) -> Any:
                     f"the Qdrant folder {parsed.path} is open in another process", "close the other rag process"
                 ) from exc
             raise
-    return QdrantClient(url=url, api_key=api_key or None, timeout=int(timeout))
+    # The version check is one more round trip, and a warning, at every start: connectivity is checked below.
+    return QdrantClient(url=url, api_key=api_key or None, timeout=int(timeout), check_compatibility=False)
 
 
 class ServerVectorStore(QdrantVectorStore):
