@@ -206,8 +206,8 @@ def generate(
     stream.finish(Answer(
         question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
         question_lang=lang, answer_lang=detect_language(text, hint=lang), citations=citations, passages=passages,
-        context=list(used), used_passages=len(used), relevance=relevance, invalid_citations=invalid, timings=timings, models=models,
-        notices=notices,
+        context=list(used), used_passages=len(used), relevance=relevance, invalid_citations=invalid,
+        timings=timings, models=models, notices=notices,
     ))
 
 

@@ -46,7 +46,8 @@ METRICS: list[tuple[str, str, str]] = [
     ("tokens_per_s", "tokens/s (mean)", "rate"),
 ]
 # Metrics where smaller is better: compare marks their changes the other way round.
-LOWER_IS_BETTER = {"false_refusals", "citation_removed", "citation_unverified"} | {k for k, _, f in METRICS if f == "ms"}
+LOWER_IS_BETTER = {"false_refusals", "citation_removed", "citation_unverified"} | {
+    k for k, _, f in METRICS if f == "ms"}
 
 
 def normalise(text: str) -> str:
