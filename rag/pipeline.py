@@ -192,7 +192,7 @@ class Pipeline:
 
     # -- questions -----------------------------------------------------------------------------------------
     def _require_index(self) -> None:
-        if not any(d.complete for d in self.registry.documents()):
+        if not self.registry.complete_count():  # on every question: one COUNT, not a list of documents
             raise RagError("the index is empty", "add documents with `rag ingest PATH`")
 
     def search(

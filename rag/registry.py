@@ -85,6 +85,9 @@ class Registry:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM documents ORDER BY file").fetchall()
         return [DocumentRecord(*row) for row in rows]
 
+    def complete_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM documents WHERE status = 'complete'").fetchone()[0])
+
     def get(self, file: str) -> DocumentRecord | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM documents WHERE file = ?", (file,)).fetchone()
         return DocumentRecord(*row) if row else None
