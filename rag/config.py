@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         "dbsf", description="How Qdrant fuses the two sides: score distributions (dbsf) or reciprocal ranks (rrf)."
     )
     context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
+    reranker_model: str = Field(
+        "", description="sentence-transformers CrossEncoder (hub id or folder) that re-ranks candidates; empty = off."
+    )
+    rerank_candidates: int = Field(20, ge=1, le=200, description="Candidates the reranker reads per question.")
     relevance_threshold: float | None = Field(
         None, ge=0.0, le=1.0,
         description="Refuse without asking the LLM when no passage's dense cosine reaches this; empty = the value "

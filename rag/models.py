@@ -115,6 +115,22 @@ def resolve_embedding(settings: Settings, recorded: str | None) -> ModelRef:
     return ModelRef(name=wanted, path=_download_snapshot(wanted))
 
 
+def resolve_reranker(settings: Settings) -> ModelRef | None:
+    """The configured cross-encoder, or None (with a notice) when it is neither local, cached nor reachable."""
+    wanted = settings.reranker_model
+    if not wanted:
+        return None
+    local = Path(wanted).expanduser()
+    if local.is_dir():
+        return ModelRef(name=str(local.resolve()), path=local.resolve())
+    cached = _cached_snapshot(wanted)
+    if cached is not None:
+        return ModelRef(name=wanted, path=cached)
+    if _offline(settings):
+        return ModelRef(name="", path=Path(), notice=f"offline: reranker {wanted} is not downloaded; reranking is off")
+    return ModelRef(name=wanted, path=_download_snapshot(wanted))
+
+
 def resolve_llm(settings: Settings) -> ModelRef:
     """A local GGUF path, a cached or downloaded hub file, or the packaged SmolLM2 when offline."""
     wanted = settings.llm_model or DEFAULT_LLM_REPO

@@ -19,8 +19,9 @@ from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from .llm import ChatLLM, load_llm
 from .lock import IndexLock
-from .models import relevance_threshold, resolve_embedding
+from .models import relevance_threshold, resolve_embedding, resolve_reranker
 from .registry import DocumentRecord, Registry
+from .rerank import Reranker
 from .retrieve import Passage, Retriever
 from .store import VectorStore, open_vector_store
 from .text import detect_language
@@ -56,6 +57,8 @@ class Pipeline:
         self._store: VectorStore | None = None
         self._embedder: Embedder | None = None
         self._llm: ChatLLM | None = llm
+        self._reranker: Reranker | None = None
+        self._reranker_notice = ""
         self._build = threading.Lock()
         # Index reads and writes from several threads (a server) take turns; generation does not hold this.
         self._index = threading.RLock()
@@ -109,8 +112,20 @@ class Pipeline:
         """Load both models now (a server does this at start, so the first question is not slow)."""
         return {"llm": self.llm.name, "embedding": self.embedder.name}
 
+    @property
+    def reranker(self) -> Reranker | None:
+        with self._build:
+            if self._reranker is None and self.settings.reranker_model and not self._reranker_notice:
+                ref = resolve_reranker(self.settings)
+                if ref is not None and ref.name:
+                    self._reranker = Reranker(ref.name, str(ref.path))
+                else:
+                    self._reranker_notice = ref.notice if ref else ""
+            return self._reranker
+
     def notices(self) -> list[str]:
-        parts = [self._embedder.ref.notice if self._embedder else "", self._llm.notice if self._llm else ""]
+        parts = [self._embedder.ref.notice if self._embedder else "", self._llm.notice if self._llm else "",
+                 self._reranker_notice]
         return [n for n in parts if n]
 
     # -- documents -----------------------------------------------------------------------------------------
@@ -206,7 +221,11 @@ class Pipeline:
                     "rebuild it with `rag ingest --rebuild`",
                 )
             retriever = Retriever(self.embedder, self.store, self.settings.retrieval_mode, self.settings.fusion)
-            return retriever.search(query, top_k or self.settings.top_k, files, lang or detect_language(query))
+            top_k = top_k or self.settings.top_k
+            reranker = self.reranker
+            wider = max(top_k, self.settings.rerank_candidates) if reranker else top_k
+            found = retriever.search(query, wider, files, lang or detect_language(query))
+        return reranker.rerank(query, found, top_k) if reranker else found
 
     def passage(self, passage_id: str) -> Passage:
         with self._index:
@@ -249,6 +268,8 @@ class Pipeline:
         used = fit_passages(merged, budget.passage_tokens, llm.count_tokens)
         turns = answering.history_for_prompt(history, budget.history_tokens, llm)
         models = {"llm": llm.name, "embedding": embedder.name}
+        if self._reranker is not None:
+            models["reranker"] = self._reranker.name
         return answering.AnswerStream(lambda stream: answering.generate(
             stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
             history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,

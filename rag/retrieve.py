@@ -30,6 +30,7 @@ class Passage:
     score: float
     lang: str = ""
     date: str | None = None
+    rerank_score: float | None = None  # the cross-encoder's, when a reranker is configured
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
