@@ -116,15 +116,7 @@ def _notes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def format_diff(diff: float | None, fmt: str) -> str:
     """Signed difference in the metric's own unit (percentage points for shares)."""
-    if diff is None:
-        return "–"
-    if fmt == "pct":
-        return f"{diff * 100:+.1f} pp"
-    if fmt == "ms":
-        return f"{diff:+,.0f}"
-    if fmt == "int":
-        return f"{int(diff):+d}"
-    return f"{diff:+.3f}"
+    return metrics.format_value(diff, fmt, signed=True)
 
 
 def is_better(key: str, diff: float | None) -> bool | None:

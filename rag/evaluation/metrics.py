@@ -256,15 +256,17 @@ def summarise_by_lang(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
     return {lang: summarise([r for r in records if r["lang"] == lang]) for lang in langs}
 
 
-def format_value(value: float | int | None, fmt: str) -> str:
+def format_value(value: float | int | None, fmt: str, signed: bool = False) -> str:
+    """A metric in its own unit; `signed` for differences (shares then read as percentage points)."""
     if value is None:
         return "–"
+    sign = "+" if signed else ""
     if fmt == "int":
-        return str(int(value))
+        return f"{int(value):{sign}d}"
     if fmt == "pct":
-        return f"{value * 100:.1f}%"
+        return f"{value * 100:{sign}.1f}" + (" pp" if signed else "%")
     if fmt == "ms":
-        return f"{value:,.0f}"
+        return f"{value:{sign},.0f}"
     if fmt == "rate":
-        return f"{value:.1f}"
-    return f"{value:.3f}"
+        return f"{value:{sign}.1f}"
+    return f"{value:{sign}.3f}"
