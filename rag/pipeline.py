@@ -22,7 +22,7 @@ from .lock import IndexLock
 from .models import relevance_threshold, resolve_embedding, resolve_reranker
 from .registry import DocumentRecord, Registry
 from .rerank import Reranker
-from .retrieve import Passage, Retriever
+from .retrieve import Passage, Retriever, to_passage
 from .store import VectorStore, open_vector_store
 from .text import detect_language
 from .uploads import UPLOADS_DIR, save_upload
@@ -228,8 +228,9 @@ class Pipeline:
         return reranker.rerank(query, found, top_k) if reranker else found
 
     def passage(self, passage_id: str) -> Passage:
-        with self._index:
-            found = Retriever(self.embedder, self.store).get(passage_id)
+        with self._index:  # a lookup by id: no model needed
+            nodes = self.store.get_nodes(node_ids=[passage_id])
+        found = to_passage(nodes[0], 0.0) if nodes else None
         if found is None:
             raise NotFoundError(f"no passage {passage_id!r} in the index", "search again: the index may have changed")
         return found

@@ -63,10 +63,6 @@ class Retriever:
         return [to_passage(node, score) for node, score in zip(result.nodes or [], result.similarities or [],
                                                                 strict=False)]
 
-    def get(self, passage_id: str) -> Passage | None:
-        nodes = self.store.get_nodes(node_ids=[passage_id])
-        return to_passage(nodes[0], 0.0) if nodes else None
-
 
 def to_passage(node: BaseNode, score: float) -> Passage:
     meta = node.metadata

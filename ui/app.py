@@ -92,8 +92,8 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
         return render.conversation([]), render.sources(0, None), "", []
 
     def documents_view() -> tuple[Any, ...]:
-        names = files()
-        rows = pipeline.status().to_dict()["files"]
+        rows = pipeline.status().to_dict()["files"]  # one status read for the table and both lists
+        names = [r["file"] for r in rows if r["status"] == "complete"]
         return render.documents(rows), gr.Dropdown(choices=names), gr.Dropdown(choices=names, value=None)
 
     def upload(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
