@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     fusion: Literal["dbsf", "rrf"] = Field(
         "dbsf", description="How Qdrant fuses the two sides: score distributions (dbsf) or reciprocal ranks (rrf)."
     )
+    query_translation: Literal["auto", "always", "off"] = Field(
+        "auto", description="Also search a translation of the question (made by the LLM) when the embedding model's "
+        "card does not list the question's language (auto), for every non-English question (always), or never.",
+    )
     context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
     reranker_model: str = Field(
         "", description="sentence-transformers CrossEncoder (hub id or folder) that re-ranks candidates; empty = off."

@@ -45,7 +45,8 @@ def eval_command(
         "--out", "-o", help="Folder for records.jsonl, summary.json, report.md and plots "
         "(default: eval/runs/TIMESTAMP).")] = None,
     retrieval_only: Annotated[bool, typer.Option(
-        "--retrieval-only", help="Only score retrieval; no LLM.")] = False,
+        "--retrieval-only",
+        help="Only score retrieval; no answers (the LLM is used only if it translates questions).")] = False,
     limit: Annotated[int | None, typer.Option(
         "--limit", "-n", min=1, help="Only the first N questions.")] = None,
 ) -> None:

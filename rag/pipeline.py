@@ -7,7 +7,6 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import answer as answering
@@ -20,32 +19,14 @@ from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from .llm import ChatLLM, load_llm
 from .lock import IndexLock
 from .models import relevance_threshold, resolve_embedding, resolve_reranker
-from .registry import DocumentRecord, Registry
+from .registry import Registry
 from .rerank import Reranker
-from .retrieve import Passage, Retriever, to_passage
+from .retrieve import Passage, QueryForm, Retriever, to_passage
+from .status import Status, disk_usage
 from .store import VectorStore, open_vector_store
 from .text import detect_language
+from .translate import QueryTranslator, model_languages
 from .uploads import UPLOADS_DIR, save_upload
-
-
-@dataclass(frozen=True)
-class Status:
-    documents: list[DocumentRecord]
-    chunks: int
-    embedding_model: str | None
-    index_dir: Path
-    index_bytes: int
-    backend: str
-    chunking: str | None
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "documents": len(self.documents), "chunks": self.chunks, "embedding_model": self.embedding_model,
-            "index_dir": str(self.index_dir), "index_bytes": self.index_bytes, "backend": self.backend,
-            "chunking": self.chunking,
-            "files": [{"file": d.file, "title": d.title, "date": d.date, "lang": d.lang, "chunks": d.chunks,
-                       "status": d.status, "sha256": d.sha256, "ingested_at": d.ingested_at} for d in self.documents],
-        }
 
 
 class Pipeline:
@@ -59,6 +40,7 @@ class Pipeline:
         self._llm: ChatLLM | None = llm
         self._reranker: Reranker | None = None
         self._reranker_notice = ""
+        self._translator = QueryTranslator(lambda: self.llm)
         self._build = threading.Lock()
         # Index reads and writes from several threads (a server) take turns; generation does not hold this.
         self._index = threading.RLock()
@@ -187,13 +169,9 @@ class Pipeline:
             source.unlink(missing_ok=True)
 
     def status(self) -> Status:
-        documents = self.registry.documents()
-        index_dir = self.settings.index_dir
-        # Edge preallocates sparse files: count the blocks on disk, not the apparent sizes.
-        size = sum(p.stat().st_blocks * 512 for p in index_dir.rglob("*") if p.is_file()) if index_dir.exists() else 0
         return Status(
-            documents=documents, chunks=sum(d.chunks for d in documents if d.complete),
-            embedding_model=self.registry.meta("embedding_model"), index_dir=index_dir.absolute(), index_bytes=size,
+            documents=self.registry.documents(), embedding_model=self.registry.meta("embedding_model"),
+            index_dir=self.settings.index_dir.absolute(), index_bytes=disk_usage(self.settings.index_dir),
             backend=f"Qdrant server {self.settings.qdrant_url}" if self.settings.qdrant_url
             else "Qdrant Edge (embedded)",
             chunking=self.registry.meta("chunking"),
@@ -213,8 +191,10 @@ class Pipeline:
     def search(
         self, query: str, top_k: int | None = None, files: Sequence[str] | None = None, lang: str | None = None
     ) -> list[Passage]:
+        self._require_index()
+        lang = lang or detect_language(query)
+        forms = self.query_forms(query, lang)  # a translation asks the LLM: not while holding the index
         with self._index:
-            self._require_index()
             if self.registry.meta("index_format") != INDEX_FORMAT:
                 raise IndexMismatchError(
                     "the index was built by an older rag, before hybrid (dense + lexical) search",
@@ -224,8 +204,14 @@ class Pipeline:
             top_k = top_k or self.settings.top_k
             reranker = self.reranker
             wider = max(top_k, self.settings.rerank_candidates) if reranker else top_k
-            found = retriever.search(query, wider, files, lang or detect_language(query))
+            found = retriever.search_variants(forms, wider, files)
         return reranker.rerank(query, found, top_k) if reranker else found
+
+    def query_forms(self, query: str, lang: str) -> list[QueryForm]:
+        """The forms of a question to search: as asked, plus a translation where the embedder cannot read it."""
+        return self._translator.forms(
+            query, lang, mode=self.settings.query_translation, readable=model_languages(self.embedder.ref.path),
+            hybrid=self.settings.retrieval_mode == "hybrid")
 
     def passage(self, passage_id: str) -> Passage:
         with self._index:  # a lookup by id: no model needed
@@ -255,13 +241,19 @@ class Pipeline:
             standalone = clean_rewrite(rewritten, question)
             timings["rewrite_ms"] = round((time.perf_counter() - t) * 1000, 1)
         t = time.perf_counter()
+        forms = self.query_forms(standalone, lang)  # remembered: the search below asks no second time
+        if len(forms) > 1:
+            timings["translate_ms"] = round((time.perf_counter() - t) * 1000, 1)
+            t = time.perf_counter()
         passages = self.search(standalone, top_k, files, lang)
         timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
         fixed = llm.count_tokens(answering.build_messages(standalone, lang, [], [])[0]["content"]) \
             + llm.count_tokens(standalone)
         budget = plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
         best = max((p.score for p in passages), default=None)
-        threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang)
+        # Scores are cosines to the form searched densely: gate in the language they were measured in.
+        scored_in = next((f.lang for f in forms if f.mode != "lexical"), lang)
+        threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, scored_in)
         gated = best is None or (threshold is not None and best < threshold)
         relevance = {"top_score": best, "threshold": threshold, "gated": gated}
         # Below the gate the documents do not hold the answer: refuse without spending the model's time.

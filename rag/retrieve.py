@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from llama_index.core.schema import BaseNode
@@ -36,6 +36,20 @@ class Passage:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class QueryForm:
+    """One way of searching for a question: as asked, or translated; `mode` overrides the retrieval mode (a
+    question in a language the embedding model cannot read is searched by its terms only)."""
+
+    text: str
+    lang: str
+    mode: str | None = None
+
+
+# Reciprocal rank fusion constant (as in Cormack et al. and Qdrant) and the depth each form of a question is read to.
+_RRF_K = 60
+_VARIANT_POOL = 20
+
 _MODES = {"hybrid": VectorStoreQueryMode.HYBRID, "dense": VectorStoreQueryMode.DEFAULT,
           "lexical": VectorStoreQueryMode.SPARSE}
 
@@ -47,7 +61,9 @@ class Retriever:
         self.mode = _MODES[mode]
         self.fusion = fusion
 
-    def search(self, query: str, top_k: int, files: Sequence[str] | None = None, lang: str = "en") -> list[Passage]:
+    def search(
+        self, query: str, top_k: int, files: Sequence[str] | None = None, lang: str = "en", mode: str | None = None
+    ) -> list[Passage]:
         filters = None
         if files:
             only = MetadataFilter(key="file", value=list(files), operator=FilterOperator.IN)
@@ -55,13 +71,34 @@ class Retriever:
         result = self.store.query(
             VectorStoreQuery(
                 query_embedding=self.embedder.embed_query(query), similarity_top_k=top_k, filters=filters,
-                query_str=query, mode=self.mode,
+                query_str=query, mode=_MODES[mode] if mode else self.mode,
             ),
             lang=lang,
             fusion=self.fusion,
         )
         return [to_passage(node, score) for node, score in zip(result.nodes or [], result.similarities or [],
                                                                 strict=False)]
+
+    def search_variants(
+        self, forms: Sequence[QueryForm], top_k: int, files: Sequence[str] | None = None
+    ) -> list[Passage]:
+        """Search each form of one question and fuse the rankings by reciprocal rank, so a passage found by
+        either form ranks high and one found by both ranks highest. A passage's score stays a dense cosine: the
+        best of its cosines to the forms searched densely."""
+        if len(forms) == 1:
+            return self.search(forms[0].text, top_k, files, forms[0].lang, forms[0].mode)
+        pool = max(_VARIANT_POOL, 2 * top_k)
+        fused: dict[str, float] = {}
+        best: dict[str, Passage] = {}
+        for form in forms:
+            for rank, passage in enumerate(self.search(form.text, pool, files, form.lang, form.mode)):
+                fused[passage.id] = fused.get(passage.id, 0.0) + 1.0 / (_RRF_K + rank + 1)
+                if form.mode == "lexical":  # no dense side: its cosine is to nothing the question said
+                    passage = replace(passage, score=best[passage.id].score if passage.id in best else 0.0)
+                if passage.id not in best or passage.score > best[passage.id].score:
+                    best[passage.id] = passage
+        order = sorted(fused, key=lambda pid: (-fused[pid], -best[pid].score))
+        return [best[pid] for pid in order[:top_k]]
 
 
 def to_passage(node: BaseNode, score: float) -> Passage:

@@ -59,10 +59,11 @@ def test_answer_json_shape_and_citation_offsets(ingested: Settings, scripted_llm
 
 
 def test_prompt_numbers_passages_fences_them_and_uses_the_template(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
-    llm = scripted_llm(["ok"])
+    # The first call translates the question for the English-only test embedder; the answer is asked as asked.
+    llm = scripted_llm(["What did Joe Tsai say about open source?", "ok"])
     with Pipeline(ingested, llm=llm) as pipeline:
         assert pipeline.ask("Was sagte Joe Tsai über Open Source?").result.answer == "ok"
-    system, user = llm.calls[0][0]["content"], llm.calls[0][-1]["content"]
+    system, user = llm.calls[1][0]["content"], llm.calls[1][-1]["content"]
     assert "untrusted" in system and "German" in system and "Die Dokumente sagen dazu nichts." in system
     assert '<passage number="1"' in user and '<passage number="2"' in user
     assert user.rstrip().endswith("Question: Was sagte Joe Tsai über Open Source?")

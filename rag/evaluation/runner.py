@@ -73,7 +73,8 @@ def run_eval(
             "started_at": started_at.isoformat(timespec="seconds"),
             "duration_s": round(time.perf_counter() - started, 1),
             "settings": {name: str(getattr(pipeline.settings, name)) for name in (
-                "chunk_size", "chunk_overlap", "context_tokens", "max_tokens", "temperature", "n_ctx")},
+                "retrieval_mode", "query_translation", "chunk_size", "chunk_overlap", "context_tokens", "max_tokens",
+                "temperature", "n_ctx")},
         },
         "overall": metrics.summarise(records),
         "by_lang": metrics.summarise_by_lang(records),
