@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -34,14 +35,21 @@ class Access:
     def role(self, key: str | None, origin: str | None) -> Role:
         if self.open:
             return Role.ADMIN
-        if key and self._admin and hmac.compare_digest(key, self._admin):
+        if _same(key, self._admin):
             return Role.ADMIN
-        if key and self._ask and hmac.compare_digest(key, self._ask):
+        if _same(key, self._ask):
             # An ask key lives in public pages: when origins are listed, only those pages may use it.
             if self.allowed_origins and origin not in self.allowed_origins:
                 return Role.NONE
             return Role.ASK
         return Role.NONE
+
+
+def _same(given: str | None, secret: str) -> bool:
+    """Constant-time comparison; as bytes, because compare_digest refuses non-ASCII text (a header may hold any)."""
+    if not given or not secret:
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), secret.encode("utf-8"))
 
 
 class RateLimiter:
@@ -71,11 +79,13 @@ class QueueFull(Exception):
 
 
 class AskQueue:
-    """One generation at a time, first come first served, with at most `size` waiting."""
+    """One generation at a time, first come first served, with at most `size` waiting. Remembers how long an
+    answer takes, so that Retry-After tells a refused client when the queue will really have room."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, first_guess: float = 5.0) -> None:
         self.size = size
         self.waiting = 0
+        self.seconds_per_answer = first_guess
         self._turn = asyncio.Semaphore(1)
 
     @asynccontextmanager
@@ -87,10 +97,13 @@ class AskQueue:
             await self._turn.acquire()
         finally:
             self.waiting -= 1
+        started = time.monotonic()
         try:
             yield
         finally:
             self._turn.release()
+            # A moving average: recent answers count most, one odd answer does not swing it.
+            self.seconds_per_answer += 0.2 * (time.monotonic() - started - self.seconds_per_answer)
 
     def retry_after_seconds(self) -> int:
-        return max(1, 5 * (self.waiting + 1))
+        return max(1, min(120, math.ceil(self.seconds_per_answer * (self.waiting + 1))))

@@ -92,22 +92,23 @@ class AnswerStream:
 
 
 def prompt_passage_text(text: str) -> str:
-    # The source's own reference markers ("[5]") must not read as our citation numbers.
-    return _SOURCE_MARKER.sub("", text).replace("</passage", "</ passage")
+    # The source's own reference markers ("[5]") must not read as our citation numbers, nor its tags as our fence.
+    return grounding.defuse_fences(_SOURCE_MARKER.sub("", text))
 
 
 def build_messages(question: str, lang: str, passages: Sequence[Passage], history: Sequence[Turn]) -> list[Message]:
     system = prompts.template("qa_system").format(refusal=prompts.refusal(lang), language=prompts.language_name(lang))
     blocks = "\n".join(
         prompts.template("passage").format(
-            number=i + 1, title=p.title.replace('"', "'"), text=prompt_passage_text(p.text)
+            number=i + 1, title=grounding.defuse_fences(p.title.replace('"', "'")), text=prompt_passage_text(p.text)
         )
         for i, p in enumerate(passages)
     )
     messages: list[Message] = [{"role": "system", "content": system}]
     for turn in history:
         messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
-    messages.append({"role": "user", "content": prompts.template("qa_user").format(passages=blocks, question=question)})
+    messages.append({"role": "user", "content": prompts.template("qa_user").format(
+        passages=blocks, question=grounding.defuse_fences(question))})
     return messages
 
 

@@ -15,6 +15,7 @@ _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _SPECIAL = re.compile(r"[\[<]")
 _PARTIAL_MARKER = re.compile(r"\[[\d,\s]{0,14}")
 _PROMPT_TAG = re.compile(r"</?\s*passage\b[^<>]{0,200}>", re.IGNORECASE)
+_FENCE_TAG = re.compile(r"<(\s*/?\s*passage)", re.IGNORECASE)
 _PARTIAL_TAG = re.compile(r"<(/?\s*(p(a(s(s(a(g(e(\b[^<>]{0,200})?)?)?)?)?)?)?)?)?", re.IGNORECASE)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?。，；：！？])")
 _REFUSAL = re.compile(
@@ -53,6 +54,12 @@ def is_refusal(text: str) -> bool:
         return True
     folded = first.casefold().rstrip(".。!！ ")
     return bool(folded) and any(c.casefold().rstrip(".。!！ ") in folded for c in prompts.all_refusals())
+
+
+def defuse_fences(text: str) -> str:
+    """Untrusted text (a passage, its title, the question) as it may stand in the prompt: it can neither close
+    the <passage> fence it sits in nor open a fake one, in any spelling ("</PASSAGE >", "< passage")."""
+    return _FENCE_TAG.sub(r"‹\1", text)
 
 
 def clean_markers(text: str) -> str:

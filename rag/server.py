@@ -18,6 +18,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .access import Access, AskQueue, QueueFull, RateLimiter, Role
@@ -26,23 +28,35 @@ from .conversation import Turn
 from .errors import NotFoundError, RagError
 from .pipeline import Pipeline
 
+# Only these GETs need no key; any other method on the same paths (Gradio has a POST /login) needs one.
 PUBLIC = {"/healthz", "/widget.js", "/login"}
 ASK_ROUTES = {"/api/ask", "/v1/chat/completions", "/v1/models"}
+UPLOAD_ROUTES = {"/api/documents", "/gradio_api/upload"}
 MAX_HISTORY_TURNS = 20
 MAX_FILES_PER_UPLOAD = 20
+MAX_TEXT_CHARS = 20_000  # one earlier turn or chat message; the question itself has its own, smaller limit
+MAX_BODY_BYTES = 1 << 20  # every request body but uploads
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:])/(?:[^\s/:]+/)+([^\s/:]+)")
+
+
+FileName = Annotated[str, Field(max_length=1000)]
+
+
+class HistoryTurn(BaseModel):
+    question: str = Field(max_length=MAX_TEXT_CHARS)
+    answer: str = Field(max_length=MAX_TEXT_CHARS)
 
 
 class AskRequest(BaseModel):
     question: str = Field(min_length=1)
-    history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     top_k: int | None = Field(None, ge=1, le=50)
-    files: list[str] | None = Field(None, max_length=100)
+    files: list[FileName] | None = Field(None, max_length=100)
 
 
 class ChatMessage(BaseModel):
-    role: str
-    content: str
+    role: str = Field(max_length=20)
+    content: str = Field(max_length=MAX_TEXT_CHARS)
 
 
 class ChatRequest(BaseModel):
@@ -50,7 +64,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1, max_length=2 * MAX_HISTORY_TURNS + 2)
     stream: bool = False
     top_k: int | None = Field(None, ge=1, le=50)
-    files: list[str] | None = Field(None, max_length=100)
+    files: list[FileName] | None = Field(None, max_length=100)
 
 
 def public_message(error: Exception) -> str:
@@ -65,18 +79,34 @@ def _key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or request.cookies.get("rag_key")
 
 
+class BodyLimit:
+    """Refuses request bodies over their limit before anything stores them (by Content-Length at once, a chunked
+    body as its bytes arrive): uploads may be large, everything else is small. Starlette's limiter does the work;
+    this only picks the limit by path, which a per-route limit cannot do for Gradio's own upload route."""
+
+    def __init__(self, app: ASGIApp, upload_bytes: int) -> None:
+        self.uploads = RequestBodyLimitMiddleware(app, max_body_size=upload_bytes)
+        self.others = RequestBodyLimitMiddleware(app, max_body_size=MAX_BODY_BYTES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limited = self.uploads if scope.get("path") in UPLOAD_ROUTES else self.others
+        await limited(scope, receive, send)
+
+
 def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
     settings = pipeline.settings
     access = Access(settings)
     limiter = RateLimiter(settings.ask_rate_per_minute)
     queue = AskQueue(settings.queue_size)
+    max_upload_bytes = int(settings.max_upload_mb * 1e6)
     app = FastAPI(title="rag", version=__version__, description="Answers from your documents, with citations.")
     app.state.pipeline = pipeline
 
     @app.middleware("http")
     async def authorise(request: Request, call_next: Any) -> Response:
         path = request.url.path
-        if path in PUBLIC or request.method == "OPTIONS":
+        # CORS preflights never get here (the CORS middleware answers them), so OPTIONS is not exempt either.
+        if path in PUBLIC and request.method in ("GET", "HEAD"):
             return await call_next(request)
         role = access.role(_key(request), request.headers.get("origin"))
         needed = Role.ASK if path in ASK_ROUTES or path.startswith("/api/passages/") else Role.ADMIN
@@ -94,6 +124,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
                                     headers={"Retry-After": str(int(wait) + 1)})
         return await call_next(request)
 
+    app.add_middleware(BodyLimit, upload_bytes=max_upload_bytes * MAX_FILES_PER_UPLOAD + (1 << 20))
     # Outermost, so preflight requests are answered before any key is asked for.
     app.add_middleware(
         CORSMiddleware, allow_origins=list(access.allowed_origins), allow_methods=["GET", "POST", "DELETE"],
@@ -159,7 +190,8 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
     @app.post("/api/ask")
     async def api_ask(body: AskRequest, request: Request) -> Response:
         """Server-sent events: `token` (data: {"text"}), then `answer` (the whole answer with citations)."""
-        events = answer_events(request, check_question(body.question), body.history, body.top_k, body.files)
+        history = [Turn(t.question, t.answer) for t in body.history]
+        events = answer_events(request, check_question(body.question), history, body.top_k, body.files)
         kind, value = await first_event(events)
         if kind == "busy":
             return busy_response(value)
@@ -231,7 +263,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
         if len(files) > MAX_FILES_PER_UPLOAD:
             raise HTTPException(413, f"at most {MAX_FILES_PER_UPLOAD} files per upload")
         declared = int(request.headers.get("content-length") or 0)
-        if declared > settings.max_upload_mb * 1e6 * len(files) + 1e6:
+        if declared > max_upload_bytes * len(files) + 1e6:
             raise HTTPException(413, f"uploads are limited to {settings.max_upload_mb:g} MB per file")
         reports = []
         for item in files:
@@ -262,5 +294,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
         from ui import render
         from ui.app import build_app
 
-        app = gr.mount_gradio_app(app, build_app(pipeline), path="/", footer_links=[], css=render.CSS)
+        # show_error=False: an unexpected exception's text (paths of this machine) stays in the server log.
+        app = gr.mount_gradio_app(app, build_app(pipeline), path="/", footer_links=[], css=render.CSS,
+                                  max_file_size=max_upload_bytes, show_error=False)
     return app

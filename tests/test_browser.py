@@ -30,11 +30,18 @@ PAYLOADS = [
     "<script>window.__pwned=2</script>",
     "[click me](javascript:window.__pwned=3)",
     "<style>body{display:none}</style>",
+    '<svg onload="window.__pwned=7"><circle id="pwn-circle" r="9"/></svg>',
+    '<iframe src="javascript:window.__pwned=8"></iframe>',
+    '<div id="pwn-overlay" style="position:fixed;inset:0;z-index:99999;background:red">covered</div>',
+    '<link rel="stylesheet" href="https://evil.example.net/x.css">',
+    '<meta http-equiv="refresh" content="0;url=https://evil.example.net/">',
+    "[the docs](https://evil.example.net/md)",
+    "https://evil.example.net/bare",
+    '<a href="https://evil.example.net/a">a link</a>',
 ]
 XSS_DOCUMENT = (
     "# Hostile notes {{window.__pwned=5}}\n\n"
-    f"The zorblax report lists four payloads. An image: {PAYLOADS[0]} A script: {PAYLOADS[1]} "
-    f"A link: {PAYLOADS[2]} A style: {PAYLOADS[3]} "
+    f"The zorblax report lists these payloads: {' '.join(PAYLOADS)} "
     '<a href="javascript:window.__pwned=4">an anchor</a> and template syntax ${window.__pwned=6}.\n'
 )
 XSS_REPLY = f"The zorblax report says: {' and '.join(PAYLOADS)} [1]."
@@ -185,6 +192,15 @@ def assert_no_payload_elements(page: Page) -> None:
     assert found == []
     assert page.evaluate("getComputedStyle(document.body).display") != "none"
     assert page.locator('a[href^="javascript:" i]').count() == 0  # Playwright's CSS also pierces shadow roots
+    # CSS, frames, refreshes and links from a payload: none became an element (Playwright's CSS pierces shadow
+    # roots), and the only links in answers and passages are the citation markers.
+    for selector in ("#pwn-overlay", "iframe", "#pwn-circle", 'link[href*="evil"]', 'meta[http-equiv="refresh" i]',
+                     '[href*="evil.example"]', '[src*="evil.example"]'):
+        assert page.locator(selector).count() == 0, selector
+    links = page.evaluate("""() => [...document.querySelectorAll(
+        '#rag-conversation a, #rag-sources a, #rag-passage a')].map(a => [a.className, a.getAttribute('href')])""")
+    assert all(link == ["rag-cite", "#"] for link in links), links
+    assert "evil.example" not in page.url
 
 
 # -- (a) the Gradio UI over the real stack -------------------------------------------------------------------------
