@@ -57,13 +57,12 @@ class ReferenceTranslator:
 
 
 def gate_rates(pipeline: Pipeline, records: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """What the relevance gate of `rag ask` would refuse, from each question's best retrieved cosine (the same
-    rule as Pipeline.ask: the threshold of the language the cosines were measured in)."""
+    """What the relevance gate would refuse if it trusted the translation's cosine (rag's own gate does not: it
+    refuses only on the question's own cosines, in a language it was calibrated in)."""
     refused: dict[str, dict[bool, list[bool]]] = {}
     for record in records:
         forms = pipeline.query_forms(record["question"], record["lang"])  # remembered from the run: no LLM call
-        scored_in = next((f.lang for f in forms if f.mode != "lexical"), record["lang"])
-        threshold = relevance_threshold(None, pipeline.embedder.name, scored_in)
+        threshold = relevance_threshold(None, pipeline.embedder.name, forms[-1].lang)
         best = max((p["score"] for p in record["retrieved"]), default=None)
         gated = best is None or (threshold is not None and best < threshold)
         refused.setdefault(record["lang"], {True: [], False: []})[bool(record["answerable"])].append(gated)
