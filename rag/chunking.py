@@ -6,9 +6,8 @@ A chunk is always `text[start:end]` of the normalised document and never cuts a 
 
 from __future__ import annotations
 
-import bisect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 # Bump when the splitting rules change: the index records it and re-chunks on the next ingest.
@@ -16,6 +15,7 @@ CHUNKER_VERSION = 1
 
 TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 """Character spans of the tokens of a text (a fast tokenizer's offset mapping, special tokens excluded)."""
+TOKEN_WINDOW = 1 << 18  # characters tokenized at once: ~40 MB of tokenizer memory, whatever the document size
 
 _ABBREVIATIONS = {
     "e.g", "i.e", "etc", "vs", "mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "jr", "sr", "st",
@@ -52,7 +52,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 def _latin_cuts(line: str) -> set[int]:
     cuts = set()
     for match in _LATIN_END.finditer(line):
-        before = _WORD_BEFORE.search(line, 0, match.start())
+        # Only the word before matters: searching from the line start made a long line quadratic.
+        before = _WORD_BEFORE.search(line, max(0, match.start() - 64), match.start())
         word = before.group(1).lower() if before else ""
         if match.group().startswith("."):
             if word in _ABBREVIATIONS or len(word) == 1 or re.fullmatch(r"(\w\.)+\w", word):
@@ -87,23 +88,9 @@ def chunk_text(text: str, token_offsets: TokenOffsets, chunk_size: int, chunk_ov
     tokens of whole sentences."""
     if not text.strip():
         return []
-    token_spans = list(token_offsets(text))
-    token_starts = [s for s, _ in token_spans]
-
-    def tokens_in(start: int, end: int) -> int:
-        return bisect.bisect_left(token_starts, end) - bisect.bisect_left(token_starts, start)
-
-    pieces: list[tuple[int, int, int]] = []  # (start, end, tokens)
-    for start, end in sentence_spans(text):
-        count = tokens_in(start, end)
-        if count <= chunk_size:
-            pieces.append((start, end, count))
-        else:
-            pieces.extend(_split_long(text, start, end, token_spans, token_starts, chunk_size))
-
     chunks: list[Chunk] = []
     current: list[tuple[int, int, int]] = []
-    for piece in pieces:
+    for piece in _pieces(text, _token_starts(text, token_offsets), chunk_size):
         if current and sum(p[2] for p in current) + piece[2] > chunk_size:
             chunks.append(_make_chunk(text, len(chunks), current))
             current = _overlap_tail(current, chunk_overlap, chunk_size - piece[2])
@@ -111,6 +98,44 @@ def chunk_text(text: str, token_offsets: TokenOffsets, chunk_size: int, chunk_ov
     if current:
         chunks.append(_make_chunk(text, len(chunks), current))
     return chunks
+
+
+def _token_starts(text: str, token_offsets: TokenOffsets, window: int = TOKEN_WINDOW) -> Iterator[int]:
+    """Where each token of `text` starts, tokenizing a window at a time: a tokenizer's offsets for a whole 50 MB
+    line take gigabytes. Windows end at a line break or space (no token spans one), so a text shorter than a
+    window, or cut at blanks, gets exactly the offsets of one call; only a window with no blank in its second
+    half is cut hard, which may count one word as two tokens there."""
+    begin = 0
+    while begin < len(text):
+        end = min(len(text), begin + window)
+        if end < len(text):
+            for blank in ("\n", " "):
+                found = text.rfind(blank, begin + window // 2, end)
+                if found > begin:
+                    end = found
+                    break
+        for start, _ in token_offsets(text[begin:end]):
+            yield begin + start
+        begin = end
+
+
+def _pieces(text: str, token_starts: Iterator[int], limit: int) -> Iterator[tuple[int, int, int]]:
+    """(start, end, tokens) of every sentence, overlong ones cut at token boundaries that separate words (spaces,
+    CJK characters); reads the token stream once, holding only the tokens of the piece being built."""
+    pending: int | None = next(token_starts, None)
+    for start, end in sentence_spans(text):
+        while pending is not None and pending < start:
+            pending = next(token_starts, None)
+        piece_start, held = start, []  # held: the token starts of the piece being built
+        while pending is not None and pending < end:
+            if len(held) >= limit:
+                cut = next((t for t in [pending, *reversed(held[1:])] if not _joined(text[t - 1], text[t])), pending)
+                kept = held.index(cut) if cut != pending else len(held)
+                yield from _stripped_piece(text, piece_start, cut, kept)
+                piece_start, held = cut, held[kept:]
+            held.append(pending)
+            pending = next(token_starts, None)
+        yield from _stripped_piece(text, piece_start, end, len(held))
 
 
 def _overlap_tail(previous: list[tuple[int, int, int]], overlap: int, room: int) -> list[tuple[int, int, int]]:
@@ -124,39 +149,10 @@ def _overlap_tail(previous: list[tuple[int, int, int]], overlap: int, room: int)
     return tail
 
 
-def _split_long(
-    text: str,
-    start: int,
-    end: int,
-    token_spans: list[tuple[int, int]],
-    token_starts: list[int],
-    limit: int,
-) -> list[tuple[int, int, int]]:
-    """Cut an overlong sentence at token boundaries that separate words (spaces, CJK characters)."""
-    first = bisect.bisect_left(token_starts, start)
-    last = bisect.bisect_left(token_starts, end)
-    pieces: list[tuple[int, int, int]] = []
-    piece_start, piece_first = start, first
-    i = first
-    while i < last:
-        if i - piece_first >= limit:
-            cut_token = next(
-                (j for j in range(i, piece_first, -1)
-                 if not _joined(text[token_spans[j][0] - 1], text[token_spans[j][0]])),
-                i,  # a single "word" longer than the limit: a hard cut is the only option
-            )
-            cut = token_spans[cut_token][0]
-            _append_piece(pieces, text, piece_start, cut, cut_token - piece_first)
-            piece_start, piece_first = cut, cut_token
-        i += 1
-    _append_piece(pieces, text, piece_start, end, last - piece_first)
-    return pieces
-
-
-def _append_piece(pieces: list[tuple[int, int, int]], text: str, start: int, end: int, tokens: int) -> None:
+def _stripped_piece(text: str, start: int, end: int, tokens: int) -> list[tuple[int, int, int]]:
     spans: list[tuple[int, int]] = []
     _append_stripped(spans, text, start, end)
-    pieces.extend((s, e, tokens) for s, e in spans)
+    return [(s, e, tokens) for s, e in spans]
 
 
 def _make_chunk(text: str, index: int, pieces: list[tuple[int, int, int]]) -> Chunk:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .bench_cli import register_bench
 from .config import describe_settings, load_settings
 from .conversation import Turn
 from .errors import RagError
@@ -28,7 +29,8 @@ app = typer.Typer(
 )
 # Piped output is read by programs and people alike: do not squeeze tables to 80 columns there.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: an error or a skipped file is one line, whatever the terminal width (programs read stderr too).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 _state: dict[str, Any] = {"debug": False, "flags": {}, "config": None}
 
 TopK = Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve (default: top_k setting).")]
@@ -249,6 +251,7 @@ def config() -> None:
     out.print(table)
 
 register_eval(app)
+register_bench(app)
 
 
 def main() -> None:

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     ask_rate_per_minute: int = Field(30, ge=1, description="Questions per minute per ask-key client.")
     queue_size: int = Field(16, ge=1, description="Questions waiting for the model before the server answers 429.")
     max_upload_mb: float = Field(50.0, gt=0, description="Largest upload accepted, in MB.")
+    max_document_mb: float = Field(
+        20.0, gt=0, description="Largest document text ingested, in MB; larger files are skipped (split them).",
+    )
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
 
     @model_validator(mode="after")

@@ -22,8 +22,9 @@ from .models import relevance_threshold, resolve_embedding, resolve_reranker
 from .registry import Registry
 from .rerank import Reranker
 from .retrieve import Passage, QueryForm, Retriever, to_passage
+from .scale import outgrown_notice
 from .status import Status, disk_usage
-from .store import VectorStore, open_vector_store
+from .store import VectorStore, open_vector_store, verify_store
 from .text import detect_language
 from .translate import QueryTranslator, model_languages
 from .uploads import UPLOADS_DIR, save_upload
@@ -61,7 +62,14 @@ class Pipeline:
         with self._build:
             if self._store is None:
                 self._lock.acquire()
-                self._store = open_vector_store(self.settings)
+                store = open_vector_store(self.settings)
+                try:
+                    verify_store(store, self.registry.complete_chunks(),
+                                 self.settings.qdrant_url or str(self.settings.index_dir / "qdrant"))
+                except RagError:
+                    store.close()
+                    raise
+                self._store = store
             return self._store
 
     @property
@@ -129,8 +137,12 @@ class Pipeline:
                 registry=self.registry, store=self.store, embedder=lambda: self.embedder,
                 chunk_size=self.settings.chunk_size, chunk_overlap=self.settings.chunk_overlap,
                 corpus_dir=self.settings.corpus_dir, progress=progress or NoProgress(),
+                max_document_mb=self.settings.max_document_mb,
             )
             report = ingester.run(paths, prune=prune)
+            notice = outgrown_notice(self.registry.complete_chunks(), self.settings.embedded_store)
+            if notice:
+                report.notes.append(notice)
             if outdated and not rebuild:
                 report.notes.append("the index was built by an older rag without hybrid search: rebuilt it")
             return report
@@ -148,10 +160,14 @@ class Pipeline:
         """Start from an empty index: also the way out of a corrupt or mismatched one."""
         self.close()
         self._lock.acquire()
+        # The registry goes first: a crash after it leaves vectors no document claims (the next ingest rewrites
+        # them), never documents listed complete whose vectors are gone. Its journal too, or SQLite would replay
+        # a stale one into the new file.
+        for name in ("registry.sqlite", "registry.sqlite-journal", "registry.sqlite-wal"):
+            (self.settings.index_dir / name).unlink(missing_ok=True)
         if self.settings.embedded_store:
             shutil.rmtree(self.settings.index_dir / "qdrant", ignore_errors=True)
-        (self.settings.index_dir / "registry.sqlite").unlink(missing_ok=True)
-        if not self.settings.embedded_store:
+        else:
             self.store.clear()  # type: ignore[attr-defined]
 
     def remove(self, file: str) -> None:
@@ -161,6 +177,7 @@ class Pipeline:
             record = self.registry.get(file)
             if record is None:
                 raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
+            self.registry.set_pending(file)  # a crash before the last line must not leave it listed complete
             self.store.delete(file)
             self.store.flush()
             self.registry.remove(file)
@@ -251,9 +268,10 @@ class Pipeline:
             + llm.count_tokens(standalone)
         budget = plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
         best = max((p.score for p in passages), default=None)
-        # Scores are cosines to the form searched densely: gate in the language they were measured in.
-        scored_in = next((f.lang for f in forms if f.mode != "lexical"), lang)
-        threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, scored_in)
+        # Only the question's own cosines are trusted to refuse: a poor translation scores low whether or not the
+        # documents answer it (a weak translator made the gate refuse half of the answerable German questions).
+        threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang) \
+            if forms[0].mode != "lexical" else None
         gated = best is None or (threshold is not None and best < threshold)
         relevance = {"top_score": best, "threshold": threshold, "gated": gated}
         # Below the gate the documents do not hold the answer: refuse without spending the model's time.

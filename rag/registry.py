@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS documents (
     ingested_at TEXT NOT NULL,
     text TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS documents_by_sha256 ON documents (sha256);
 """
 
 
@@ -88,6 +89,15 @@ class Registry:
     def complete_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM documents WHERE status = 'complete'").fetchone()[0])
 
+    def complete_chunks(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents WHERE status = 'complete'")
+                   .fetchone()[0])
+
+    def complete_file_with(self, sha256: str, other_than: str) -> str | None:
+        row = self._db.execute("SELECT file FROM documents WHERE sha256 = ? AND file != ? AND status = 'complete' "
+                               "ORDER BY file LIMIT 1", (sha256, other_than)).fetchone()
+        return row[0] if row else None
+
     def get(self, file: str) -> DocumentRecord | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM documents WHERE file = ?", (file,)).fetchone()
         return DocumentRecord(*row) if row else None
@@ -102,6 +112,11 @@ class Registry:
                 f"INSERT OR REPLACE INTO documents ({_COLUMNS}, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*_values(record, status="pending"), text),
             )
+
+    def set_pending(self, file: str) -> None:
+        """Before a document's chunks are deleted: until it is gone from here too, it is not complete."""
+        with self._db:
+            self._db.execute("UPDATE documents SET status = 'pending' WHERE file = ?", (file,))
 
     def mark_complete(self, file: str, chunks: int) -> None:
         with self._db:

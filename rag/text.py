@@ -168,5 +168,10 @@ def detect_language(text: str, hint: str | None = None) -> str:
     return candidates[0].lang.split("-")[0]
 
 
+def printable(name: str) -> str:
+    """A file name fit for one line of output: line breaks and other control characters as escapes."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode() for ch in name)
+
+
 def has_words(text: str) -> bool:
     return bool(re.search(r"[^\W_]", text))

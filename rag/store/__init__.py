@@ -12,6 +12,7 @@ from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryResult
 
 from ..config import Settings
+from ..errors import IndexCorruptError
 
 
 @runtime_checkable
@@ -23,6 +24,17 @@ class VectorStore(Protocol):
     def count(self) -> int: ...
     def flush(self) -> None: ...
     def close(self) -> None: ...
+
+
+def verify_store(store: VectorStore, complete_chunks: int, where: str) -> None:
+    """Every chunk of a document the registry calls complete is in the store, so fewer points than that means
+    the vectors were lost (a deleted or replaced index/qdrant, a dropped collection): say so instead of
+    answering from nothing and reporting every file unchanged."""
+    if complete_chunks and store.count() < complete_chunks:
+        raise IndexCorruptError(
+            f"the vector index at {where} holds fewer passages than the document registry lists ({complete_chunks})",
+            "rebuild it with `rag ingest --rebuild`",
+        )
 
 
 def edge_path(settings: Settings) -> Path:
