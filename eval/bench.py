@@ -31,7 +31,7 @@ SECTIONS = ("ingest", "answer", "scale", "baseline")
 FULL = {"documents": 2000, "raw_sample": 600, "sizes": [1000, 10_000, 100_000], "optimize": [10_000, 100_000],
         "queries": 200, "questions": 2, "repeats": 2, "followups": 2, "max_tokens": 96, "context_tokens": 1500,
         "memory_questions": 500, "baseline_documents": 200, "baseline_questions": 4}
-QUICK = {"documents": 30, "raw_sample": 0, "sizes": [1000, 5000], "optimize": [], "queries": 40, "questions": 1,
+QUICK = {"documents": 120, "raw_sample": 0, "sizes": [1000, 5000], "optimize": [], "queries": 40, "questions": 1,
          "repeats": 1, "followups": 1, "max_tokens": 32, "context_tokens": 500, "memory_questions": 100,
          "baseline_documents": 0, "baseline_questions": 1}
 # Seed questions a user might ask; the follow-ups are whole questions and one that needs the history.
