@@ -16,6 +16,7 @@ from scifact import load as load_scifact  # eval/scifact.py: the SciFact loader 
 
 from rag.config import Settings
 from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
+from rag.scale import machine_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -26,8 +27,7 @@ EVAL_DIR = Path(__file__).resolve().parent
 def machine() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor() or "unknown")
-    memory = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), 0)
+    memory = machine_memory_mb() or 0
     from importlib.metadata import version
 
     import llama_cpp

@@ -24,21 +24,11 @@ class ChatLLM(Protocol):
     def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]: ...
 
 
-# llama.cpp reuses the KV cache of the longest token prefix shared with its *last* prompt only, so a query rewrite
-# or translation call between two answers evicts the prefix a follow-up shares with the previous answer. An LRU of
-# saved states (llama_cpp.LlamaRAMCache) can keep it, but off by default: with our prompt layout that prefix is the
-# system prompt and a short history (~100-300 tokens), and saving a state after every call plus restoring one cost
-# more than evaluating them again (rag bench: 1.9 s vs 1.6 s answer TTFT after a translation call, SmolLM2).
-STATE_CACHE_BYTES = 0
-
-
 class LlamaCppLLM:
     """llama-cpp-python's own chat completion, which applies the GGUF's chat template (Qwen's ChatML)."""
 
-    def __init__(
-        self, model: ModelRef, n_ctx: int, n_threads: int = 0, state_cache_bytes: int = STATE_CACHE_BYTES
-    ) -> None:
-        from llama_cpp import Llama, LlamaRAMCache
+    def __init__(self, model: ModelRef, n_ctx: int, n_threads: int = 0) -> None:
+        from llama_cpp import Llama
 
         self.name = model.name
         self.notice = model.notice
@@ -53,8 +43,10 @@ class LlamaCppLLM:
         # Never ask for more context than the model was trained for: it degrades into nonsense.
         trained = next((int(v) for k, v in self._llama.metadata.items() if k.endswith(".context_length")), 0)
         self.n_ctx = min(self._llama.n_ctx(), trained) if trained > 0 else self._llama.n_ctx()
-        if state_cache_bytes > 0:
-            self._llama.set_cache(_bounded_ram_cache(LlamaRAMCache, state_cache_bytes))
+        # llama.cpp reuses the KV cache of the longest token prefix shared with its last prompt only (a rewrite or
+        # translation call in between evicts it). No LlamaRAMCache of saved states: with our prompt layout the prefix
+        # is the system prompt and a short history, and saving and restoring states cost more than evaluating them
+        # again (rag bench: answer TTFT after a translation call 1.9 s with it, 1.6 s without, SmolLM2).
         # One Llama object runs one generation at a time; callers queue here.
         self.lock = threading.Lock()
 
@@ -62,47 +54,15 @@ class LlamaCppLLM:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
-        self.lock.acquire()
-        handed_off = False
-        try:
+        with self.lock:
             stream = self._llama.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature, top_k=40, top_p=0.95,
                 repeat_penalty=1.1, seed=0, stream=True,
             )
             for chunk in stream:
-                choice = chunk["choices"][0]
-                delta = choice["delta"].get("content")
+                delta = chunk["choices"][0]["delta"].get("content")
                 if delta:
                     yield delta
-                if choice.get("finish_reason") and self._llama.cache is not None:
-                    # After its last chunk llama-cpp-python copies the state into the cache (hundreds of ms):
-                    # let that happen behind the finished answer, still holding the model until it is done.
-                    threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
-                    handed_off = True
-                    return
-        finally:
-            if not handed_off:
-                self.lock.release()
-
-    def _drain(self, stream: Iterator[object]) -> None:
-        try:
-            for _ in stream:
-                pass
-        finally:
-            self.lock.release()
-
-
-def _bounded_ram_cache(base: type, capacity_bytes: int) -> object:
-    """llama-cpp-python's RAM cache counts only the KV state against its capacity, but each saved state also holds
-    a copy of the logits (n_batch x n_vocab floats, ~79 MB for SmolLM2 against 9 MB of KV state): count both, or
-    the "256 MB" cache grows past 2 GB (measured in the load test)."""
-
-    class BoundedRAMCache(base):  # type: ignore[misc, valid-type]
-        @property
-        def cache_size(self) -> int:
-            return sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in self.cache_state.values())
-
-    return BoundedRAMCache(capacity_bytes=capacity_bytes)
 
 
 class OpenAICompatibleLLM:
