@@ -127,7 +127,8 @@ def rag_pipeline(corpus: Path, index: Path, questions: list[str], max_tokens: in
         for question in questions:
             t = time.perf_counter()
             runs.append(_timed_stream(iter(pipeline.ask(question)), t))
-    return {"ingest_s": ingest_s, "chunks": report.chunks, "runs": runs}
+        precision = pipeline.embedder.precision
+    return {"ingest_s": ingest_s, "chunks": report.chunks, "embedding_precision": precision, "runs": runs}
 
 
 def run(work: Path, corpus: Path, questions: list[str], max_tokens: int, n_ctx: int = 4096) -> dict[str, Any]:

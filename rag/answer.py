@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import grounding, prompts
-from .conversation import Turn, format_history, trim_history
+from .conversation import Turn, conversation_prefix, trim_history
 from .llm import ChatLLM, Message
 from .retrieve import Passage
 from .text import detect_language
@@ -97,19 +97,14 @@ def prompt_passage_text(text: str) -> str:
 
 
 def build_messages(question: str, lang: str, passages: Sequence[Passage], history: Sequence[Turn]) -> list[Message]:
-    system = prompts.template("qa_system").format(refusal=prompts.refusal(lang), language=prompts.language_name(lang))
     blocks = "\n".join(
         prompts.template("passage").format(
             number=i + 1, title=grounding.defuse_fences(p.title.replace('"', "'")), text=prompt_passage_text(p.text)
         )
         for i, p in enumerate(passages)
     )
-    messages: list[Message] = [{"role": "system", "content": system}]
-    for turn in history:
-        messages += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": turn.answer}]
-    messages.append({"role": "user", "content": prompts.template("qa_user").format(
-        passages=blocks, question=grounding.defuse_fences(question))})
-    return messages
+    return [*conversation_prefix(lang, history), {"role": "user", "content": prompts.template("qa_user").format(
+        passages=blocks, question=grounding.defuse_fences(question))}]
 
 
 def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int = 150) -> Iterator[str]:
@@ -212,10 +207,12 @@ def generate(
     ))
 
 
+def relevance_gate(passages: Sequence[Passage], threshold: float | None) -> dict[str, float | bool | None]:
+    """Whether the best passage is too far from the question (dense cosine) for the documents to answer it."""
+    best = max((p.score for p in passages), default=None)
+    return {"top_score": best, "threshold": threshold,
+            "gated": best is None or (threshold is not None and best < threshold)}
+
+
 def history_for_prompt(history: Sequence[Turn], budget: int, llm: ChatLLM) -> list[Turn]:
     return trim_history(history, budget, llm.count_tokens)
-
-
-def condense_prompt(question: str, history: Sequence[Turn]) -> list[Message]:
-    return [{"role": "user", "content": prompts.template("condense").format(
-        history=format_history(history), question=question)}]

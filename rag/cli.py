@@ -170,7 +170,7 @@ def chat(top_k: TopK = None, files: Files = None) -> None:
             if not question:
                 continue
             try:
-                stream = pipeline.ask(question, history=history, top_k=top_k, files=files)
+                stream = pipeline.ask(question, history=history, top_k=top_k, files=files, conversation=True)
                 if not history:
                     _notices(pipeline)
                 answer = _stream(stream)

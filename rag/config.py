@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         f"the index, else {DEFAULT_EMBEDDING_MODEL}.",
     )
     embedding_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
+    embedding_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Arithmetic of the embedding model. auto = bfloat16 on CPUs with native bf16 (AVX512-BF16 "
+        "or AMX), where embedding runs ~2.4x faster and vectors stay at cosine > 0.9999 to float32's; float32 "
+        "elsewhere, since bf16 is emulated there and slower. The index is usable with either.",
+    )
     chunk_size: int = Field(200, ge=16, le=8192, description="Chunk size in embedding-model tokens.")
     chunk_overlap: int = Field(32, ge=0, description="Tokens of sentences repeated between neighbouring chunks.")
 
@@ -61,6 +66,11 @@ class Settings(BaseSettings):
     query_translation: Literal["auto", "always", "off"] = Field(
         "auto", description="Also search a translation of the question (made by the LLM) when the embedding model's "
         "card does not list the question's language (auto), for every non-English question (always), or never.",
+    )
+    follow_ups: Literal["context", "rewrite"] = Field(
+        "context", description="How a follow-up such as \"and when was it released?\" is searched: together with "
+        "the conversation's recent questions, in no time (context), or as a standalone question the LLM writes "
+        "first, which costs a generation before the answer starts (rewrite). The answer always sees the history.",
     )
     context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
     reranker_model: str = Field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from .conversation import conversation_prefix
 from .llm import ChatLLM
 from .retrieve import Passage
 
@@ -45,6 +46,11 @@ def plan_budget(llm: ChatLLM, max_tokens: int, context_tokens: int, fixed_tokens
     history = max(0, min(llm.n_ctx // 8, free // 4))
     return Budget(max_tokens=answer, passage_tokens=max(0, min(context_tokens, free - history)),
                   history_tokens=history)
+
+
+def question_budget(llm: ChatLLM, max_tokens: int, context_tokens: int, lang: str, question: str) -> Budget:
+    fixed = llm.count_tokens(conversation_prefix(lang, [])[0]["content"]) + llm.count_tokens(question)
+    return plan_budget(llm, max_tokens, context_tokens, fixed)
 
 
 def fit_passages(passages: Sequence[Passage], budget: int, count_tokens: Callable[[str], int]) -> list[Passage]:

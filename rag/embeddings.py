@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,12 +14,42 @@ from .models import ModelRef
 # e5-style models need prefixes but older checkpoints do not declare them in their config.
 _KNOWN_PREFIXES = {"e5": ("query: ", "passage: ")}
 
+Precision = Literal["float32", "bfloat16"]
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+
+
+def native_bf16() -> bool:
+    """Does this CPU do bfloat16 arithmetic in hardware (AVX512-BF16 or AMX)? Without it torch emulates bf16 and
+    autocast is slower than float32. The checks are private torch API, so a torch without them means no."""
+    import torch
+
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check is not None and bool(check()) for check in checks)
+
+
+def resolve_precision(requested: str) -> Precision:
+    """The `embedding_precision` setting made concrete: auto picks bfloat16 only where it is fast."""
+    if requested not in PRECISIONS:
+        raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
+    if requested == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return "bfloat16" if requested == "bfloat16" else "float32"
+
+
+def autocast(precision: Precision) -> AbstractContextManager[Any]:
+    """Linear layers and attention in bfloat16, while layer norms, pooling and normalisation stay float32 (the
+    residual adds promote); a no-op for float32. Autocast state is thread-local, so it wraps each encode call."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
 
 class Embedder:
-    def __init__(self, model: ModelRef, batch_size: int = 32) -> None:
+    def __init__(self, model: ModelRef, batch_size: int = 32, precision: str = "auto") -> None:
         self.ref = model
         self.name = model.name
         self.batch_size = batch_size
+        self.precision = resolve_precision(precision)
         self.model = _load(str(model.path))
         self.dimension = int(self.model.get_embedding_dimension())
         self.max_tokens = int(self.model.max_seq_length)
@@ -57,10 +88,11 @@ class Embedder:
         return self._encode([self.query_prefix + text])[0].tolist()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with autocast(self.precision):
+            return self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
 
 
 @cache

@@ -49,6 +49,7 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
+    model_load_seconds: float = 0.0  # of `seconds`: loading the embedding model, a fixed cost per process
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -60,7 +61,8 @@ class IngestReport:
     def to_dict(self) -> dict[str, object]:
         return {"new": self.new, "changed": self.changed, "unchanged": len(self.unchanged), "removed": self.removed,
                 "skipped": [{"file": f, "reason": r} for f, r in self.skipped], "chunks": self.chunks,
-                "seconds": round(self.seconds, 3), "notes": self.notes}
+                "seconds": round(self.seconds, 3), "model_load_seconds": round(self.model_load_seconds, 3),
+                "notes": self.notes}
 
 
 def chunking_signature(chunk_size: int, chunk_overlap: int) -> str:
@@ -109,7 +111,9 @@ class Ingester:
     def embedder(self) -> Embedder:
         # Loading the model costs seconds: an ingest with nothing new never does it.
         if self._embedder is None:
+            began = time.perf_counter()
             self._embedder = self._embedder_factory()
+            self.report.model_load_seconds = time.perf_counter() - began
         return self._embedder
 
     def run(self, paths: list[Path], prune: bool) -> IngestReport:

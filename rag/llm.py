@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
 from .errors import BackendUnavailableError, ModelError
 from .models import ModelRef, resolve_llm
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 Message = dict[str, str]
 
@@ -22,6 +25,11 @@ class ChatLLM(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]: ...
+
+    def prefill(self, messages: list[Message]) -> int: ...
+
+
+_PREFILL_STEP = 128  # tokens evaluated between two looks at whether a generation is waiting
 
 
 class LlamaCppLLM:
@@ -43,18 +51,25 @@ class LlamaCppLLM:
         # Never ask for more context than the model was trained for: it degrades into nonsense.
         trained = next((int(v) for k, v in self._llama.metadata.items() if k.endswith(".context_length")), 0)
         self.n_ctx = min(self._llama.n_ctx(), trained) if trained > 0 else self._llama.n_ctx()
-        # llama.cpp reuses the KV cache of the longest token prefix shared with its last prompt only (a rewrite or
-        # translation call in between evicts it). No LlamaRAMCache of saved states: with our prompt layout the prefix
-        # is the system prompt and a short history, and saving and restoring states cost more than evaluating them
-        # again (rag bench: answer TTFT after a translation call 1.9 s with it, 1.6 s without, SmolLM2).
+        # llama.cpp reuses the KV cache of the longest token prefix shared with its last prompt only. No
+        # LlamaRAMCache of saved states: saving and restoring them cost more than evaluating the prefix again (rag
+        # bench: answer TTFT after a translation call 1.9 s with it, 1.6 s without, SmolLM2). `prefill` instead
+        # puts the next turn's prefix in place while the user reads.
         # One Llama object runs one generation at a time; callers queue here.
         self.lock = threading.Lock()
+        self._waiting = 0
+        self._counting = threading.Lock()
+        self._render = _conversation_renderer(self._llama)
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
+        with self._counting:
+            self._waiting += 1
         with self.lock:
+            with self._counting:
+                self._waiting -= 1
             stream = self._llama.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature, top_k=40, top_p=0.95,
                 repeat_penalty=1.1, seed=0, stream=True,
@@ -63,6 +78,53 @@ class LlamaCppLLM:
                 delta = chunk["choices"][0]["delta"].get("content")
                 if delta:
                     yield delta
+
+    def prefill(self, messages: list[Message]) -> int:
+        """Evaluate a conversation so far (system prompt and turns, no question yet) into the KV cache, so that the
+        next prompt starting with it, the conversation's next turn, evaluates only what follows. Only while the
+        model is idle, and giving way as soon as a generation waits. Returns the tokens evaluated."""
+        if self._render is None or not self.lock.acquire(blocking=False):
+            return 0
+        try:
+            llama = self._llama
+            tokens = self._render(messages)
+            if len(tokens) >= self.n_ctx:
+                return 0
+            cached = llama.input_ids[: llama.n_tokens]
+            shared = next((i for i, (a, b) in enumerate(zip(cached, tokens, strict=False)) if a != b),
+                          min(len(cached), len(tokens)))
+            if shared == len(tokens) or self._waiting:
+                return 0
+            llama.n_tokens = shared  # eval() first drops the cache beyond this point
+            for begin in range(shared, len(tokens), _PREFILL_STEP):
+                if self._waiting:
+                    break
+                llama.eval(tokens[begin : begin + _PREFILL_STEP])
+            return llama.n_tokens - shared
+        finally:
+            self.lock.release()
+
+
+def _conversation_renderer(llama: Llama) -> Callable[[list[Message]], list[int]] | None:
+    """Messages → the tokens create_chat_completion gives the model for them, minus the answer's opening: the
+    GGUF's own chat template, rendered and tokenized as llama-cpp-python's template handler does."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+
+    def text_of(token: int) -> str:
+        return llama.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
+
+    formatter = Jinja2ChatFormatter(template=template, eos_token=text_of(llama.token_eos()),
+                                    bos_token=text_of(llama.token_bos()), add_generation_prompt=False)
+
+    def render(messages: list[Message]) -> list[int]:
+        rendered = formatter(messages=messages)
+        return llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+    return render
 
 
 class OpenAICompatibleLLM:
@@ -91,6 +153,11 @@ class OpenAICompatibleLLM:
         if not models:
             raise ModelError(f"the LLM server at {url} serves no model", "load a model there or set RAG_LLM_NAME")
         return models[0].id
+
+    def prefill(self, messages: list[Message]) -> int:
+        # The server keeps its own prompt cache (llama-server's cache_prompt, vLLM's prefix caching); our stable
+        # prefix of system prompt and history is what lets it hit.
+        return 0
 
     def count_tokens(self, text: str) -> int:
         # No tokenizer on this side of the wire: 3 characters a token over-counts for every script we serve.

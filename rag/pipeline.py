@@ -6,13 +6,13 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import answer as answering
 from .config import Settings
-from .context import fit_passages, merge_neighbours, plan_budget
-from .conversation import Turn, clean_rewrite, needs_rewrite
+from .context import fit_passages, merge_neighbours, question_budget
+from .conversation import Prefiller, Turn, follow_up_query
 from .embeddings import Embedder
 from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
@@ -45,6 +45,7 @@ class Pipeline:
         self._build = threading.Lock()
         # Index reads and writes from several threads (a server) take turns; generation does not hold this.
         self._index = threading.RLock()
+        self._prefiller = Prefiller()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -83,7 +84,7 @@ class Pipeline:
                         f"the index was built with {recorded}, but the embedding model is now {ref.name}",
                         "rebuild it with `rag ingest --rebuild`, or unset RAG_EMBEDDING_MODEL",
                     )
-                self._embedder = Embedder(ref, batch_size=self.settings.embedding_batch_size)
+                self._embedder = Embedder(ref, self.settings.embedding_batch_size, self.settings.embedding_precision)
             return self._embedder
 
     @property
@@ -206,11 +207,15 @@ class Pipeline:
             raise RagError("the index is empty", "add documents with `rag ingest PATH`")
 
     def search(
-        self, query: str, top_k: int | None = None, files: Sequence[str] | None = None, lang: str | None = None
+        self, query: str, top_k: int | None = None, files: Sequence[str] | None = None, lang: str | None = None,
+        context: str = "",
     ) -> list[Passage]:
+        """`context`: the query together with what it points back to (a follow-up), searched as one more form."""
         self._require_index()
         lang = lang or detect_language(query)
         forms = self.query_forms(query, lang)  # a translation asks the LLM: not while holding the index
+        if context:
+            forms.append(QueryForm(context, lang, forms[0].mode))
         with self._index:
             if self.registry.meta("index_format") != INDEX_FORMAT:
                 raise IndexMismatchError(
@@ -224,11 +229,15 @@ class Pipeline:
             found = retriever.search_variants(forms, wider, files)
         return reranker.rerank(query, found, top_k) if reranker else found
 
-    def query_forms(self, query: str, lang: str) -> list[QueryForm]:
+    def query_forms(self, query: str, lang: str, timings: dict[str, float] | None = None) -> list[QueryForm]:
         """The forms of a question to search: as asked, plus a translation where the embedder cannot read it."""
-        return self._translator.forms(
+        started = time.perf_counter()
+        forms = self._translator.forms(
             query, lang, mode=self.settings.query_translation, readable=model_languages(self.embedder.ref.path),
             hybrid=self.settings.retrieval_mode == "hybrid")
+        if timings is not None and len(forms) > 1:
+            timings["translate_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        return forms
 
     def passage(self, passage_id: str) -> Passage:
         with self._index:  # a lookup by id: no model needed
@@ -240,8 +249,10 @@ class Pipeline:
 
     def ask(
         self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,
-        files: Sequence[str] | None = None,
+        files: Sequence[str] | None = None, *, conversation: bool = False,
     ) -> answering.AnswerStream:
+        """`conversation`: a chat that will likely go on. After the answer, the model reads the conversation so
+        far while the user types, so the next turn evaluates only its own passages and question."""
         question = question.strip()
         if not question:
             raise RagError("the question is empty", "type a question")
@@ -250,45 +261,43 @@ class Pipeline:
         started = time.perf_counter()
         lang = detect_language(question)
         timings: dict[str, float] = {}
-        standalone = question
-        if needs_rewrite(question, lang, history):
-            t = time.perf_counter()
-            recent = list(history)[-3:]
-            rewritten = "".join(llm.stream_chat(answering.condense_prompt(question, recent), 96, 0.0))
-            standalone = clean_rewrite(rewritten, question)
-            timings["rewrite_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, question)
+        turns = answering.history_for_prompt(history, budget.history_tokens, llm)
+        standalone, context = follow_up_query(llm, question, lang, turns, self.settings.follow_ups, timings)
+        forms = self.query_forms(standalone, lang, timings)  # remembered: the search below asks no second time
         t = time.perf_counter()
-        forms = self.query_forms(standalone, lang)  # remembered: the search below asks no second time
-        if len(forms) > 1:
-            timings["translate_ms"] = round((time.perf_counter() - t) * 1000, 1)
-            t = time.perf_counter()
-        passages = self.search(standalone, top_k, files, lang)
+        passages = self.search(standalone, top_k, files, lang, context)
         timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        fixed = llm.count_tokens(answering.build_messages(standalone, lang, [], [])[0]["content"]) \
-            + llm.count_tokens(standalone)
-        budget = plan_budget(llm, self.settings.max_tokens, self.settings.context_tokens, fixed)
-        best = max((p.score for p in passages), default=None)
+        budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, standalone)
         # Only the question's own cosines are trusted to refuse: a poor translation scores low whether or not the
         # documents answer it (a weak translator made the gate refuse half of the answerable German questions).
         threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang) \
             if forms[0].mode != "lexical" else None
-        gated = best is None or (threshold is not None and best < threshold)
-        relevance = {"top_score": best, "threshold": threshold, "gated": gated}
+        relevance = answering.relevance_gate(passages, threshold)
         # Below the gate the documents do not hold the answer: refuse without spending the model's time.
-        merged = [] if gated else merge_neighbours(passages, self.document_text)
+        merged = [] if relevance["gated"] else merge_neighbours(passages, self.document_text)
         used = fit_passages(merged, budget.passage_tokens, llm.count_tokens)
-        turns = answering.history_for_prompt(history, budget.history_tokens, llm)
-        models = {"llm": llm.name, "embedding": embedder.name}
-        if self._reranker is not None:
-            models["reranker"] = self._reranker.name
-        return answering.AnswerStream(lambda stream: answering.generate(
-            stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
-            history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,
-            temperature=self.settings.temperature, timings=timings, models=models, notices=self.notices(),
-            started=started,
-        ))
+        models = {"llm": llm.name, "embedding": embedder.name,
+                  **({"reranker": self._reranker.name} if self._reranker else {})}
+
+        def run(stream: answering.AnswerStream) -> Iterator[str]:
+            yield from answering.generate(
+                stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
+                history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,
+                temperature=self.settings.temperature, timings=timings, models=models, notices=self.notices(),
+                started=started,
+            )
+            if conversation:
+                self._prefiller.start(llm, lang, [*turns, Turn(question, stream.result.answer)], budget.history_tokens)
+
+        return answering.AnswerStream(run)
+
+    def settle(self) -> None:
+        """Wait for background work on the model (the next turn's prefix) to finish."""
+        self._prefiller.settle()
 
     def close(self) -> None:
+        self.settle()  # the model must not be freed under a running prefill
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -163,7 +163,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
         """('token', text) events, then ('answer', Answer); the model is freed if the client goes away."""
         try:
             async with queue.slot():
-                stream = await run_in_threadpool(pipeline.ask, question, history, top_k, files)
+                stream = await run_in_threadpool(pipeline.ask, question, history, top_k, files, conversation=True)
                 try:
                     async for piece in iterate_in_threadpool(iter(stream)):
                         if await request.is_disconnected():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rag import Pipeline
 from rag.config import Settings
 from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID, packaged_llm_path
 
@@ -65,12 +67,17 @@ class ScriptedLLM:
         self.replies = list(replies)
         self.n_ctx = n_ctx
         self.calls: list[list[dict[str, str]]] = []
+        self.prefills: list[list[dict[str, str]]] = []
         self.block_after = block_after
         self.gate = threading.Event()
         self.reached_gate = threading.Event()
 
     def count_tokens(self, text: str) -> int:
         return len(text.split()) + 1
+
+    def prefill(self, messages: list[dict[str, str]]) -> int:
+        self.prefills.append(messages)
+        return 0
 
     def stream_chat(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> Iterator[str]:
         self.calls.append(messages)
@@ -80,6 +87,32 @@ class ScriptedLLM:
                 self.reached_gate.set()
                 assert self.gate.wait(30), "test never released the gate"
             yield token if i == 0 else " " + token
+
+
+@pytest.fixture
+def ingested(settings: Settings) -> Settings:
+    """Settings whose index holds the seed articles."""
+    with Pipeline(settings) as pipeline:
+        pipeline.ingest()
+    return settings
+
+
+@pytest.fixture
+def count_evals(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[int]]:
+    """Spy on a real LlamaCppLLM: the number of prompt tokens each llama.cpp eval call reads."""
+
+    def install(llm: Any) -> list[int]:
+        evaluated: list[int] = []
+        real_eval = llm._llama.eval
+
+        def eval_and_count(tokens: Any) -> None:
+            evaluated.append(len(tokens))
+            real_eval(tokens)
+
+        monkeypatch.setattr(llm._llama, "eval", eval_and_count)
+        return evaluated
+
+    return install
 
 
 @pytest.fixture

@@ -13,13 +13,6 @@ from rag.conversation import Turn, needs_rewrite
 QUESTION = "Which model was Alibaba's first open-source model?"
 
 
-@pytest.fixture
-def ingested(settings: Settings) -> Settings:
-    with Pipeline(settings) as pipeline:
-        pipeline.ingest()
-    return settings
-
-
 def read_in_background(stream) -> tuple[threading.Thread, list[str]]:  # type: ignore[no-untyped-def]
     received: list[str] = []
     reader = threading.Thread(target=lambda: received.extend(stream))
@@ -83,20 +76,6 @@ def test_refusal_is_detected_and_cites_nothing(ingested: Settings, scripted_llm)
     with Pipeline(ingested, llm=llm) as pipeline:
         result = pipeline.ask("What is the capital of Peru?").result
     assert result.refused and result.citations == [] and result.answer == "The documents don't say."
-
-
-def test_follow_up_is_rewritten_and_standalone_question_is_not(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
-    history = [Turn(question="What was Alibaba's first open-source model?", answer="Qwen-7B [1].")]
-    llm = scripted_llm(["When was Qwen-7B released?", "In August 2023 [1]."])
-    with Pipeline(ingested, llm=llm) as pipeline:
-        result = pipeline.ask("and when was it released?", history=history).result
-        assert result.standalone_question == "When was Qwen-7B released?"
-        assert len(llm.calls) == 2 and "and when was it released?" in llm.calls[0][0]["content"]
-        assert any("Qwen-7B" in p.text for p in result.passages)
-        assert llm.calls[1][1]["content"] == history[0].question  # history goes into the prompt
-        llm.replies = ["It was Qwen-7B [1]."]
-        assert pipeline.ask("Which company released Qwen-7B in August 2023?", history=history).result.citations
-        assert len(llm.calls) == 3  # no rewrite call for a self-contained question
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag import Pipeline
@@ -61,16 +60,6 @@ def test_bench_smoke_run_writes_json_table_and_plot(tmp_path: Path) -> None:
     assert "hybrid p50/p95 at 300 chunks" in (out / "bench.md").read_text()
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "rag bench" in done.stdout
-
-
-def test_passages_batched_by_length_keep_their_order(settings: Settings) -> None:
-    with Pipeline(settings) as pipeline:
-        embedder = pipeline.embedder
-    texts = ["short", "a much longer passage " * 30, "medium length passage here", "x " * 80, "y"]
-    embedder.batch_size = 2  # several batches, cut across the input order
-    together = embedder.embed_passages(texts)
-    one_by_one = np.vstack([embedder.embed_passages([t]) for t in texts])
-    assert np.allclose(together, one_by_one, atol=1e-5)
 
 
 def test_ingest_optimizes_the_embedded_index_when_the_store_asks(

@@ -273,13 +273,6 @@ def _subset(ids: list[str]) -> list[Question]:
     return [by_id[i] for i in ids]
 
 
-@pytest.fixture
-def ingested(settings: Settings) -> Settings:
-    with Pipeline(settings) as pipeline:
-        pipeline.ingest()
-    return settings
-
-
 def test_scripted_run_scores_the_raw_citations(ingested: Settings, scripted_llm: type, tmp_path: Path) -> None:
     llm = scripted_llm(["Alibaba's first open-source model was Qwen-7B [1] [9].", "The documents don't say."])
     with Pipeline(ingested, llm=llm) as pipeline:

@@ -30,6 +30,7 @@ def test_ingest_then_reingest_embeds_nothing(backend_settings: Settings) -> None
         second = pipeline.ingest()
         assert (len(second.new), len(second.changed), len(second.unchanged), second.chunks) == (0, 0, 5, 0)
         assert second.summary().startswith("0 new, 0 changed, 5 unchanged")
+        assert 0 < first.model_load_seconds < first.seconds and second.model_load_seconds == 0  # nothing new: no model
         status = pipeline.status()
         assert len(status.documents) == 5 and status.chunks == first.chunks
         assert pipeline.store.count() == first.chunks

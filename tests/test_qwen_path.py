@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
+from typing import Any
 
 import llama_cpp
 import pytest
@@ -16,7 +17,9 @@ import pytest
 from rag import Pipeline
 from rag.answer import Answer
 from rag.config import Settings
+from rag.conversation import Turn, conversation_prefix
 from rag.llm import LlamaCppLLM
+from rag.models import ModelRef
 from tests.tiny_qwen import IM_END, IM_START, QWEN25_CHAT_TEMPLATE, tiny_qwen_gguf
 
 CHINESE_QUESTION = "阿里巴巴的蔡崇信对通义千问和人工智能说了什么？"
@@ -126,3 +129,16 @@ def test_rag_streams_answers_from_a_qwen_model(qwen_settings: Settings, qwen_ggu
             assert "<|im_end|>\n<|im_start|>user\n" in rendered
             assert "<|im_end|>\n<|im_start|>assistant\n" in rendered
             assert question in rendered
+
+
+def test_the_qwen_template_prefix_is_prefilled_and_reused(qwen_gguf: Path, count_evals: Any) -> None:
+    """The next turn's prefix, rendered by us from the GGUF's Qwen2.5 template, is the token prefix llama-cpp-python
+    gives the model for the whole conversation: after a prefill only the new turn is evaluated."""
+    llm = LlamaCppLLM(ModelRef(name="tiny-qwen", path=qwen_gguf), n_ctx=1024)
+    prefix = conversation_prefix("de", [Turn("Wer hat Qwen gebaut?", "Alibaba Cloud [1].")])
+    question = {"role": "user", "content": "Passages:\n[1] Qwen-7B erschien im August 2023.\n\nFrage: Wann?"}
+    evaluated = count_evals(llm)
+    assert llm.prefill(prefix) == len(llm._render(prefix)) == sum(evaluated)
+    evaluated.clear()
+    list(llm.stream_chat([*prefix, question], 2, 0.0))
+    assert 0 < evaluated[0] <= len(llm._render([*prefix, question])) - len(llm._render(prefix)) + 8

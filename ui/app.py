@@ -57,7 +57,7 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
             return
         history = [Turn(t["question"], t["answer"]) for t in turns if t.get("answer")]
         try:
-            stream = pipeline.ask(question, history=history, files=only or None)
+            stream = pipeline.ask(question, history=history, files=only or None, conversation=True)
         except RagError as exc:
             raise gr.Error(str(exc)) from exc
         turns = [*turns, {"question": question, "answer": ""}]
