@@ -29,7 +29,9 @@ class ChatLLM(Protocol):
     def prefill(self, messages: list[Message]) -> int: ...
 
 
-_PREFILL_STEP = 128  # tokens evaluated between two looks at whether a generation is waiting
+# Tokens between two looks at a waiting generation: smaller steps cost little (SmolLM2 prefilled 702 tokens in
+# 1.53 s in steps of 128, 1.54 s of 64, 1.63 s of 32) and bound how long a question waits.
+_PREFILL_STEP = 64
 
 
 class LlamaCppLLM:
