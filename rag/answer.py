@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import grounding, prompts
-from .conversation import Turn, conversation_prefix, trim_history
+from .conversation import Turn, conversation_prefix
 from .llm import ChatLLM, Message
 from .retrieve import Passage
 from .text import detect_language
@@ -212,7 +212,3 @@ def relevance_gate(passages: Sequence[Passage], threshold: float | None) -> dict
     best = max((p.score for p in passages), default=None)
     return {"top_score": best, "threshold": threshold,
             "gated": best is None or (threshold is not None and best < threshold)}
-
-
-def history_for_prompt(history: Sequence[Turn], budget: int, llm: ChatLLM) -> list[Turn]:
-    return trim_history(history, budget, llm.count_tokens)

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import answer as answering
 from .config import Settings
 from .context import fit_passages, merge_neighbours, question_budget
-from .conversation import Prefiller, Turn, follow_up_query
+from .conversation import Prefiller, Turn, follow_up_query, trim_history
 from .embeddings import Embedder
 from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
@@ -262,13 +262,14 @@ class Pipeline:
         lang = detect_language(question)
         timings: dict[str, float] = {}
         budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, question)
-        turns = answering.history_for_prompt(history, budget.history_tokens, llm)
+        turns = trim_history(history, budget.history_tokens, llm.count_tokens)
         standalone, context = follow_up_query(llm, question, lang, turns, self.settings.follow_ups, timings)
         forms = self.query_forms(standalone, lang, timings)  # remembered: the search below asks no second time
         t = time.perf_counter()
         passages = self.search(standalone, top_k, files, lang, context)
         timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, standalone)
+        if standalone != question:  # a rewrite: the passages' share depends on its length
+            budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, standalone)
         # Only the question's own cosines are trusted to refuse: a poor translation scores low whether or not the
         # documents answer it (a weak translator made the gate refuse half of the answerable German questions).
         threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang) \
