@@ -31,6 +31,15 @@ class Citation:
     verified: bool = True  # every sentence citing it is backed by the passage (numbers and content words)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A sentence of the answer, by character offsets into `Answer.answer`."""
+
+    start: int
+    end: int
+    text: str
+
+
 @dataclass
 class Answer:
     question: str
@@ -49,6 +58,7 @@ class Answer:
     timings: dict[str, float]
     models: dict[str, str]
     notices: list[str] = field(default_factory=list)
+    unsupported: list[Claim] = field(default_factory=list)  # claims no passage backs: shown with a warning
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -120,12 +130,13 @@ def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int
 
 def finish_answer(
     raw: str, visible: str, passages: Sequence[Passage], question: str = ""
-) -> tuple[str, bool, list[Citation]]:
-    """The answer as shown, whether it is a refusal, and its citations (attributed ones marked)."""
+) -> tuple[str, bool, list[Citation], list[Claim]]:
+    """The answer as shown, whether it is a refusal, its citations (attributed ones marked) and the claims that
+    no passage backs."""
     refused = grounding.is_refusal(raw)
     text = grounding.clean_markers(visible).strip()
     if refused:
-        return grounding.clean_markers(_SOURCE_MARKER.sub("", text)).strip(), True, []
+        return grounding.clean_markers(_SOURCE_MARKER.sub("", text)).strip(), True, [], []
     attributions = grounding.attribute_sentences(text, [p.text for p in passages], question)
     text = grounding.insert_markers(text, attributions)
     attributed = {a.passage for a in attributions}
@@ -138,7 +149,8 @@ def finish_answer(
             attributed=number in attributed and number not in grounding.cited_numbers(visible),
             verified=all(grounding.supported(s, p.text) for s in citing.get(number, [])),
         ))
-    return text, False, citations
+    spans = grounding.unsupported_sentences(text, [p.text for p in passages], question)
+    return text, False, citations, [Claim(start, end, text[start:end]) for start, end in spans]
 
 
 def generate(
@@ -190,7 +202,7 @@ def generate(
         visible_parts.append(refusal)
         yield refusal
     raw_text, visible = "".join(raw_parts), "".join(visible_parts)
-    text, refused, citations = finish_answer(raw_text, visible, used, standalone)
+    text, refused, citations, unsupported = finish_answer(raw_text, visible, used, standalone)
     end = time.perf_counter()
     generated = len(raw_parts) if used else 0
     timings.update(
@@ -203,7 +215,7 @@ def generate(
         question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
         question_lang=lang, answer_lang=detect_language(text, hint=lang), citations=citations, passages=passages,
         context=list(used), used_passages=len(used), relevance=relevance, invalid_citations=invalid,
-        timings=timings, models=models, notices=notices,
+        timings=timings, models=models, notices=notices, unsupported=unsupported,
     ))
 
 

@@ -114,7 +114,12 @@ def search(query: str, top_k: TopK = None, files: Files = None, as_json: AsJson 
         out.print(f"   {escape(p.text)}\n")
 
 
-def _render_sources(answer: Any) -> None:
+def _render_grounding(answer: Any) -> None:
+    """Below the streamed answer: the claims no passage backs, then the sources."""
+    if answer.unsupported:
+        out.print(f"\n[yellow]⚠ not backed by any passage ({len(answer.unsupported)}):[/]")
+        for claim in answer.unsupported:
+            out.print(f"  [yellow]•[/] {escape(claim.text)}")
     if not answer.citations:
         return
     out.print("\n[bold]Sources[/]")
@@ -143,7 +148,7 @@ def ask(question: str, top_k: TopK = None, files: Files = None, as_json: AsJson 
             return
         _notices(pipeline)
         answer = _stream(stream)
-    _render_sources(answer)
+    _render_grounding(answer)
 
 
 @app.command()
@@ -180,7 +185,7 @@ def chat(top_k: TopK = None, files: Files = None) -> None:
             except RagError as exc:
                 err.print(f"[red]error:[/] {escape(str(exc))}")
                 continue
-            _render_sources(answer)
+            _render_grounding(answer)
             history.append(Turn(question=question, answer=answer.answer))
 
 

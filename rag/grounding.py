@@ -155,7 +155,7 @@ def attribute_sentences(
         if _MARKER.search(sentence):
             continue
         wanted = terms(sentence)
-        if len(wanted) < 2 or len(wanted & asked) >= 0.8 * len(wanted):  # too short, or the question echoed
+        if not _is_claim(wanted, asked):
             continue
         weights = {t: _specificity(t, passage_terms) for t in wanted}
         total = sum(weights.values())
@@ -164,6 +164,26 @@ def attribute_sentences(
         if best is not None and scores[best] >= min_support and len(wanted & passage_terms[best]) >= 2:
             found.append(Attribution(sentence_end=end, passage=best + 1, overlap=scores[best]))
     return found
+
+
+def unsupported_sentences(answer: str, passages: Sequence[str], question: str = "") -> list[tuple[int, int]]:
+    """Spans of the claims in `answer` (markers already inserted) that no cited passage backs: sentences with no
+    valid [n], after attribution found none either, or whose every [n] fails `supported`."""
+    asked = terms(question)
+    found = []
+    for start, end in sentence_spans(answer):
+        sentence = answer[start:end]
+        if not _is_claim(terms(_MARKER.sub("", sentence)), asked):
+            continue
+        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(passages)]
+        if not any(supported(sentence, passages[n - 1]) for n in numbers):
+            found.append((start, end))
+    return found
+
+
+def _is_claim(wanted: set[str], asked: set[str]) -> bool:
+    """A sentence that states something: two content terms at least, and not mostly the question echoed."""
+    return len(wanted) >= 2 and len(wanted & asked) < 0.8 * len(wanted)
 
 
 def supported(sentence: str, passage: str, min_overlap: float = 0.5) -> bool:

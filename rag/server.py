@@ -72,6 +72,12 @@ def public_message(error: Exception) -> str:
     return _ABSOLUTE_PATH.sub(r"\1", str(error)).splitlines()[0]
 
 
+def grounding_fields(answer: Answer) -> dict[str, Any]:
+    """What the OpenAI-compatible endpoint adds to a completion: the citations and what no passage backs."""
+    data = answer.to_dict()
+    return {"citations": data["citations"], "refused": answer.refused, "unsupported": data["unsupported"]}
+
+
 def _key(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -213,7 +219,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest, request: Request) -> Response:
         """OpenAI-compatible: the last user message is the question, earlier turns the history. Citations come
-        in an extra `citations` field (and in the last chunk of a stream)."""
+        in extra fields `citations`, `refused` and `unsupported` (in the last chunk of a stream)."""
         *earlier, last = [m for m in body.messages if m.role in ("user", "assistant")] or [body.messages[-1]]
         if last.role != "user":
             raise HTTPException(400, "the last message must come from the user")
@@ -232,7 +238,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
             return JSONResponse({**base, "object": "chat.completion", "choices": [{
                 "index": 0, "message": {"role": "assistant", "content": answer.answer}, "finish_reason": "stop"}],
                 "usage": {"completion_tokens": answer.timings.get("generated_tokens", 0)},
-                "citations": answer.to_dict()["citations"], "refused": answer.refused})
+                **grounding_fields(answer)})
 
         def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> dict[str, str]:
             data = {**base, "object": "chat.completion.chunk",
@@ -247,7 +253,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
                 if name == "token":
                     yield chunk({"content": data})
                 else:
-                    yield chunk({}, "stop", citations=data.to_dict()["citations"], refused=data.refused)
+                    yield chunk({}, "stop", **grounding_fields(data))
                 event = await anext(events, None)
             yield {"data": "[DONE]"}
 

@@ -163,3 +163,18 @@ def test_relevance_gate_refuses_off_topic_questions_without_the_llm(ingested: Se
         assert on_topic.relevance["top_score"] >= threshold
     with Pipeline(ingested.model_copy(update={"relevance_threshold": 0.0}), llm=scripted_llm(["ok"])) as pipeline:
         assert pipeline.ask("How do I bake a cheesecake with quark?").result.relevance["gated"] is False
+
+
+def test_a_claim_no_passage_backs_is_flagged_in_json_and_ui(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    from ui import render
+
+    llm = scripted_llm(["Alibaba's first open-source model was Qwen-7B [1]. Alibaba also sells rockets to Mars."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask(QUESTION).result
+    assert [claim.text for claim in result.unsupported] == ["Alibaba also sells rockets to Mars."]
+    claim = result.to_dict()["unsupported"][0]
+    assert result.answer[claim["start"] : claim["end"]] == claim["text"]
+    html = render.conversation([result.to_dict()])
+    assert '<span class="rag-unsupported" title="No passage backs this sentence">Alibaba also sells rockets to ' \
+           "Mars. ⚠</span>" in html
+    assert "Qwen-7B" in html.split("rag-unsupported")[0]  # the backed sentence is not marked

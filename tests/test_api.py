@@ -115,6 +115,8 @@ def test_openai_client_non_streaming(real_server: str) -> None:
     for citation in citations:
         assert {"number", "file", "title", "start", "end", "text", "score", "attributed"} <= set(citation)
         assert f"[{citation['number']}]" in text
+    for claim in completion.model_extra["unsupported"]:  # sentences no passage backs, by offsets into the answer
+        assert text[claim["start"] : claim["end"]] == claim["text"]
 
 
 def test_openai_client_streaming(real_server: str) -> None:
@@ -131,6 +133,7 @@ def test_openai_client_streaming(real_server: str) -> None:
     assert last.choices[0].finish_reason == "stop"
     citations = last.model_extra["citations"]
     assert citations and any("Qwen-7B" in c["text"] for c in citations)
+    assert isinstance(last.model_extra["unsupported"], list)
     assert all("citations" not in (c.model_extra or {}) for c in chunks[:-1])
 
 

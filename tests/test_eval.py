@@ -111,9 +111,10 @@ def _record(question: dict[str, Any], files: list[str], answer: dict[str, Any] |
 
 
 def _answer(text: str, raw: str | None = None, used: int = 3, invalid: list[int] | None = None,
-            citations: list[dict[str, Any]] | None = None, refused: bool = False) -> dict[str, Any]:
+            citations: list[dict[str, Any]] | None = None, refused: bool = False,
+            unsupported: list[str] | None = None) -> dict[str, Any]:
     return {"answer": text, "raw_answer": text if raw is None else raw, "refused": refused, "used_passages": used,
-            "invalid_citations": invalid or [], "citations": citations or []}
+            "invalid_citations": invalid or [], "citations": citations or [], "unsupported": unsupported or []}
 
 
 def hand_made_records() -> list[dict[str, Any]]:
@@ -127,7 +128,7 @@ def hand_made_records() -> list[dict[str, Any]]:
             "Qwen-7B [1].", raw="Qwen-7B [1][5].", invalid=[5], citations=[{"file": "a.txt", "text": ""}]),
             {"retrieval_ms": 10, "ttft_ms": 100, "total_ms": 400, "tokens_per_s": 20}),
         _record(q2, ["c.txt", "c.txt", "c.txt"], _answer(
-            "Im Jahr 2022 [2].", citations=[{"file": "c.txt", "text": ""}]),
+            "Im Jahr 2022 [2].", citations=[{"file": "c.txt", "text": ""}], unsupported=["Im Jahr 2022 [2]."]),
             {"retrieval_ms": 20, "ttft_ms": 200, "total_ms": 600, "tokens_per_s": 30}),
         _record(q3, ["a.txt"], _answer("The documents don't say.", refused=True),
                 {"retrieval_ms": 30, "ttft_ms": 300, "total_ms": 300, "tokens_per_s": 0}),
@@ -149,6 +150,7 @@ def test_summary_of_hand_made_records() -> None:
     assert s["citation_valid"] == 0.75 and s["citation_removed"] == 0.25
     assert s["citation_support"] == 0.5  # q1 cites its source, q2 does not; q5 has no sources, q3 refused
     assert s["citation_attributed"] == pytest.approx(1 / 3)  # q4's one citation was added by attribution
+    assert s["unsupported_answers"] == 0.25  # q2's claim, among the four answers not refused
     assert s["retrieval_ms_p50"] == 30 and s["total_ms_p95"] == pytest.approx(760)
     assert s["tokens_per_s"] == 20  # runs that generated nothing are left out
     by_lang = m.summarise_by_lang(hand_made_records())

@@ -132,3 +132,18 @@ def test_a_citation_whose_passage_lacks_the_stated_number_is_unverified() -> Non
     assert not supported("Alibaba released Qwen-7B in August 2021 [1].", passage)
     assert not supported("The weather in Paris was sunny and warm [1].", passage)
     assert sentences_citing("A [1]. B [2][1]. C.") == {1: ["A [1].", "B [2][1]."], 2: ["B [2][1]."]}
+
+
+def test_claims_no_passage_backs_are_found() -> None:
+    from rag.grounding import unsupported_sentences
+
+    passages = ["It released its first open-source model (Qwen-7B) in August 2023.",
+                "Over 90,000 Qwen-based derivative models exist on Hugging Face."]
+    answer = ("Alibaba's first open-source model was Qwen-7B, released in August 2023 [1]. "
+              "It also sells rockets to Mars colonies. "
+              "There are 90,000 derivative models [1]. "
+              "Which model was first?")
+    spans = unsupported_sentences(answer, passages, question="Which model was Alibaba's first open-source model?")
+    # the invented sentence, and the one citing a passage that does not back it; the echoed question is no claim
+    assert [answer[s:e] for s, e in spans] == ["It also sells rockets to Mars colonies.",
+                                                "There are 90,000 derivative models [1]."]

@@ -33,6 +33,21 @@ def _with_citation_links(text: str, turn: int, numbers: set[int]) -> str:
     return "".join(out).replace("\n", "<br>")
 
 
+def _with_unsupported_marked(text: str, turn: int, numbers: set[int], claims: Sequence[Mapping[str, Any]]) -> str:
+    """The answer's HTML with each claim no passage backs underlined and marked ⚠ (with the reason on hover)."""
+    out, pos = [], 0
+    for claim in sorted(claims, key=lambda c: int(c["start"])):
+        start, end = int(claim["start"]), int(claim["end"])
+        if start < pos or text[start:end] != claim["text"]:
+            continue  # spans from another text (the answer still streaming) mark nothing
+        out.append(_with_citation_links(text[pos:start], turn, numbers))
+        out.append(f'<span class="rag-unsupported" title="No passage backs this sentence">'
+                   f"{_with_citation_links(text[start:end], turn, numbers)} ⚠</span>")
+        pos = end
+    out.append(_with_citation_links(text[pos:], turn, numbers))
+    return "".join(out)
+
+
 def conversation(turns: Sequence[Mapping[str, Any]]) -> str:
     if not turns:
         return ('<div class="rag-empty">Ask a question about your documents. Answers cite their passages as '
@@ -42,9 +57,10 @@ def conversation(turns: Sequence[Mapping[str, Any]]) -> str:
         numbers = {int(c["number"]) for c in turn.get("citations", [])}
         answer = turn.get("answer") or "…"
         status = ' <span class="rag-badge">refused</span>' if turn.get("refused") else ""
+        body = _with_unsupported_marked(answer, index, numbers, turn.get("unsupported") or [])
         parts.append(
             f'<div class="rag-turn"><div class="rag-q">{escape(turn["question"])}</div>'
-            f'<div class="rag-a">{_with_citation_links(answer, index, numbers)}{status}</div></div>'
+            f'<div class="rag-a">{body}{status}</div></div>'
         )
     return "".join(parts)
 
@@ -99,6 +115,7 @@ CSS = """
 .rag-q { font-weight: 600; margin-bottom: .3em; white-space: pre-wrap; }
 .rag-a { line-height: 1.55; }
 .rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; }
+.rag-unsupported { text-decoration: underline dotted #b45309; text-underline-offset: 3px; }
 .rag-badge { font-size: .75em; border: 1px solid currentColor; border-radius: 4px; padding: 0 4px; opacity: .7; }
 .rag-source { margin-bottom: .9em; }
 .rag-meta { opacity: .7; font-size: .85em; }

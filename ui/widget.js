@@ -53,6 +53,7 @@
     '  animation: rag-widget-blink 1s infinite; }',
     '@keyframes rag-widget-blink { 50% { opacity: .2; } }',
     '.rag-widget-refused { color: #5b6472; font-style: italic; }',
+    '.rag-widget-unsupported { color: #92400e; font-size: 12px; margin-top: 4px; }',
     '.rag-widget-cite { display: inline; border: 0; background: #e6edff; color: #1c47b3; border-radius: 4px;',
     '  padding: 0 3px; margin: 0 1px; font-weight: 600; font-size: .9em; }',
     '.rag-widget-cite:hover, .rag-widget-cite[aria-expanded="true"] { background: #2457d6; color: #fff; }',
@@ -250,6 +251,13 @@
     }
     answer.appendChild(document.createTextNode(text.slice(last)));
     if (!text) answer.textContent = '(no answer)';
+    var unsupported = Array.isArray(result.unsupported) ? result.unsupported : [];
+    unsupported.forEach(function (claim) {
+      if (claim && typeof claim.text === 'string') {
+        answer.appendChild(el('div', { 'class': 'rag-widget-unsupported', title: 'No passage backs this sentence' },
+          '\u26a0 not backed by any passage: ' + claim.text));
+      }
+    });
   }
 
   function addTurn(question) {

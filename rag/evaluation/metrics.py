@@ -36,6 +36,7 @@ METRICS: list[tuple[str, str, str]] = [
     ("citation_support", "citation support", "pct"),
     ("citation_attributed", "shown citations added by attribution", "pct"),
     ("citation_unverified", "shown citations not verified", "pct"),
+    ("unsupported_answers", "answers with a claim no passage backs", "pct"),
     ("gated", "refused by the relevance gate", "pct"),
     ("retrieval_ms_p50", "retrieval p50 ms", "ms"),
     ("retrieval_ms_p95", "retrieval p95 ms", "ms"),
@@ -46,7 +47,7 @@ METRICS: list[tuple[str, str, str]] = [
     ("tokens_per_s", "tokens/s (mean)", "rate"),
 ]
 # Metrics where smaller is better: compare marks their changes the other way round.
-LOWER_IS_BETTER = {"false_refusals", "citation_removed", "citation_unverified"} | {
+LOWER_IS_BETTER = {"false_refusals", "citation_removed", "citation_unverified", "unsupported_answers"} | {
     k for k, _, f in METRICS if f == "ms"}
 
 
@@ -161,6 +162,7 @@ def score_question(
         "answer_correct": None, "refused": None, "refusal_correct": None, "citation_supported": None,
         "citations_raw": 0, "citations_valid": 0, "citations_removed": 0,
         "citations_shown": 0, "citations_attributed": 0, "citations_unverified": 0, "gated": None,
+        "claims_unsupported": None,
     }
     if answer is not None:
         refused = is_refused(answer["answer"], bool(answer["refused"]))
@@ -176,6 +178,7 @@ def score_question(
             citations_attributed=sum(1 for c in answer["citations"] if c.get("attributed")),
             citations_unverified=sum(1 for c in answer["citations"] if c.get("verified") is False),
             gated=bool(answer.get("gated")),
+            claims_unsupported=None if refused else len(answer.get("unsupported") or []),
             citation_supported=None if refused
             else citation_supported(answer["citations"], expected, evidence),
         )
@@ -238,6 +241,8 @@ def summarise(records: Sequence[Mapping[str, Any]]) -> dict[str, float | int | N
                                       sum(s["citations_shown"] for s in scores)),
         "citation_unverified": _share(sum(s["citations_unverified"] for s in scores),
                                       sum(s["citations_shown"] for s in scores)),
+        "unsupported_answers": mean(None if s.get("claims_unsupported") is None else s["claims_unsupported"] > 0
+                                    for s in scores),
         "gated": mean(s["gated"] for s in scores),
         "tokens_per_s": mean(t.get("tokens_per_s") or None for t in timings),
     }

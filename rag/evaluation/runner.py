@@ -123,6 +123,7 @@ def build_record(
                            "end": c.end, "score": c.score, "attributed": c.attributed, "verified": c.verified,
                            "text": c.text}
                           for c in answer.citations],
+            "unsupported": [claim.text for claim in answer.unsupported],
         }
     scores = metrics.score_question(question.to_dict(), retrieved, k, answer_fields)
     return {
