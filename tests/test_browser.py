@@ -44,7 +44,8 @@ XSS_DOCUMENT = (
     f"The zorblax report lists these payloads: {' '.join(PAYLOADS)} "
     '<a href="javascript:window.__pwned=4">an anchor</a> and template syntax ${window.__pwned=6}.\n'
 )
-XSS_REPLY = f"The zorblax report says: {' and '.join(PAYLOADS)} [1]."
+UNBACKED = "Moonlight cheese grows on <b>glass</b> trees."  # a claim no passage backs, itself hostile
+XSS_REPLY = f"The zorblax report says: {' and '.join(PAYLOADS)} [1]. {UNBACKED}"
 XSS_QUESTION = "What does the zorblax report list?"
 
 # The page the widget is embedded in, on another origin; its own CSS tries hard to break the widget.
@@ -309,6 +310,10 @@ def test_ui_shows_hostile_text_as_text(xss_server: tuple[str, Pipeline, Recordin
     shown = page.locator("#rag-conversation .rag-a").last.text_content() or ""
     for payload in PAYLOADS:
         assert payload in shown
+    unbacked = page.locator("#rag-conversation .rag-unsupported")
+    unbacked.wait_for(timeout=ANSWER_TIMEOUT_MS)  # marked once the answer is final, not while it streams
+    assert unbacked.count() == 1 and UNBACKED in (unbacked.text_content() or "")
+    assert page.locator("#rag-conversation b").count() == 0
     assert_no_payload_elements(page)
     cite.click()
     mark = page.locator("#rag-passage mark.rag-mark")
@@ -336,6 +341,9 @@ def test_widget_shows_hostile_text_as_text(xss_server: tuple[str, Pipeline, Reco
     # The only elements inside the answer are its citation markers.
     markers = widget.locator(".rag-widget-answer .rag-widget-cite").count()
     assert markers >= 1 and widget.locator(".rag-widget-answer *").count() == markers
+    note = widget.locator(".rag-widget-unsupported")
+    assert note.count() == 1 and UNBACKED in (note.text_content() or "")
+    assert widget.locator(".rag-widget-turn b").count() == 0
     cite.click()
     passage = widget.locator(".rag-widget-passage-text")
     passage.wait_for(state="visible")

@@ -69,7 +69,8 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
             stream.cancel()  # Stop button or a closed tab: free the model at once
         result = stream.result.to_dict()
         turns[-1] = {"question": question, "answer": result["answer"], "refused": result["refused"],
-                     "citations": result["citations"], "context": result["context"]}
+                     "citations": result["citations"], "context": result["context"],
+                     "unsupported": result["unsupported"]}
         yield render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns
 
     def open_citation(turns: Turns, event: gr.EventData) -> tuple[str, Any]:

@@ -251,11 +251,12 @@
     }
     answer.appendChild(document.createTextNode(text.slice(last)));
     if (!text) answer.textContent = '(no answer)';
+    // Beside the answer, not in it: the answer holds only text and citation markers.
     var unsupported = Array.isArray(result.unsupported) ? result.unsupported : [];
     unsupported.forEach(function (claim) {
       if (claim && typeof claim.text === 'string') {
-        answer.appendChild(el('div', { 'class': 'rag-widget-unsupported', title: 'No passage backs this sentence' },
-          '\u26a0 not backed by any passage: ' + claim.text));
+        turn.node.insertBefore(el('div', { 'class': 'rag-widget-unsupported', title: 'No passage backs this sentence' },
+          '\u26a0 not backed by any passage: ' + claim.text), box);
       }
     });
   }
