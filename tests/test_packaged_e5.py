@@ -124,3 +124,16 @@ def test_an_unwritable_cache_is_one_clear_error(tmp_path: Path, monkeypatch: pyt
     assert source is not None
     with pytest.raises(ModelError, match="cannot write the packaged multilingual-e5-small.*HF_HOME"):
         converted_model(source)
+
+
+def test_a_conversion_that_loses_the_race_keeps_the_winners_folder(e5_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "models" / "e5"
+    shutil.copytree(e5_folder, target)  # another process finished first
+    before = (target / "model.safetensors").stat().st_mtime_ns
+    source = bundled_model_file()
+    assert source is not None
+    convert(source, target)
+    assert (target / "model.safetensors").stat().st_mtime_ns == before
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["e5"]  # no half-written leftovers
