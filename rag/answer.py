@@ -13,6 +13,7 @@ from . import grounding, prompts
 from .conversation import Turn, conversation_prefix
 from .llm import ChatLLM, Message
 from .retrieve import Passage
+from .support import lexically_backed
 from .text import detect_language
 
 _SOURCE_MARKER = re.compile(r"\[(\d{1,3})\]")
@@ -129,10 +130,11 @@ def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int
 
 
 def finish_answer(
-    raw: str, visible: str, passages: Sequence[Passage], question: str = ""
+    raw: str, visible: str, passages: Sequence[Passage], question: str = "",
+    backs: Callable[[str, Passage], bool] = lexically_backed,
 ) -> tuple[str, bool, list[Citation], list[Claim]]:
     """The answer as shown, whether it is a refusal, its citations (attributed ones marked) and the claims that
-    no passage backs."""
+    no passage backs (`backs`: whether a passage backs a sentence)."""
     refused = grounding.is_refusal(raw)
     text = grounding.clean_markers(visible).strip()
     if refused:
@@ -147,9 +149,9 @@ def finish_answer(
         citations.append(Citation(
             number=number, file=p.file, title=p.title, start=p.start, end=p.end, text=p.text, score=p.score,
             attributed=number in attributed and number not in grounding.cited_numbers(visible),
-            verified=all(grounding.supported(s, p.text) for s in citing.get(number, [])),
+            verified=all(backs(s, p) for s in citing.get(number, [])),
         ))
-    spans = grounding.unsupported_sentences(text, [p.text for p in passages], question)
+    spans = grounding.unsupported_sentences(text, lambda s, n: backs(s, passages[n - 1]), len(passages), question)
     return text, False, citations, [Claim(start, end, text[start:end]) for start, end in spans]
 
 
@@ -170,6 +172,7 @@ def generate(
     models: dict[str, str],
     notices: list[str],
     started: float,
+    backs: Callable[[str, Passage], bool] = lexically_backed,
 ) -> Iterator[str]:
     """Stream the answer and record the finished Answer on `stream`."""
     invalid: list[int] = []
@@ -202,7 +205,7 @@ def generate(
         visible_parts.append(refusal)
         yield refusal
     raw_text, visible = "".join(raw_parts), "".join(visible_parts)
-    text, refused, citations, unsupported = finish_answer(raw_text, visible, used, standalone)
+    text, refused, citations, unsupported = finish_answer(raw_text, visible, used, standalone, backs)
     end = time.perf_counter()
     generated = len(raw_parts) if used else 0
     timings.update(

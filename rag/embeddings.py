@@ -87,6 +87,11 @@ class Embedder:
     def embed_query(self, text: str) -> list[float]:
         return self._encode([self.query_prefix + text])[0].tolist()
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of short texts to compare with one another (e5-style models want the query prefix on both
+        sides of a symmetric comparison)."""
+        return self._encode([self.query_prefix + text for text in texts])
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         with autocast(self.precision):
             return self.model.encode(

