@@ -38,7 +38,7 @@ class SupportJudge:
             return True
         if self._embed is None or not grounding.numbers_backed(sentence, passage.text):
             return False
-        passage_lang = passage.lang or detect_language(passage.text)
+        passage_lang = detect_language(passage.text, hint=passage.lang or None)  # a chunk, not its document
         if detect_language(sentence, hint=passage_lang) == passage_lang:
             return False  # one language: the words have spoken
         vector = self._embed([grounding.clean_markers(sentence)])[0]
