@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -143,15 +144,20 @@ def finish_answer(
     text = grounding.insert_markers(text, attributions)
     attributed = {a.passage for a in attributions}
     citing = grounding.sentences_citing(text)
+
+    @functools.cache  # each (sentence, passage) is judged once, for its citation and for the claim check
+    def backed(sentence: str, number: int) -> bool:
+        return backs(sentence, passages[number - 1])
+
     citations = []
     for number in grounding.cited_numbers(text):
         p = passages[number - 1]
         citations.append(Citation(
             number=number, file=p.file, title=p.title, start=p.start, end=p.end, text=p.text, score=p.score,
             attributed=number in attributed and number not in grounding.cited_numbers(visible),
-            verified=all(backs(s, p) for s in citing.get(number, [])),
+            verified=all(backed(s, number) for s in citing.get(number, [])),
         ))
-    spans = grounding.unsupported_sentences(text, lambda s, n: backs(s, passages[n - 1]), len(passages), question)
+    spans = grounding.unsupported_sentences(text, backed, len(passages), question)
     return text, False, citations, [Claim(start, end, text[start:end]) for start, end in spans]
 
 
