@@ -228,6 +228,10 @@ class Pipeline:
             reranker = self.reranker
             wider = max(top_k, self.settings.rerank_candidates) if reranker else top_k
             found = retriever.search_variants(forms, wider, files)
+            dense_forms = [form for form in forms if form.mode != "lexical"]
+            if self.settings.cross_lingual and dense_forms:
+                found = retriever.with_other_languages(
+                    found, dense_forms[0], files, readable=model_languages(self.embedder.ref.path))
         return reranker.rerank(query, found, top_k) if reranker else found
 
     def query_forms(self, query: str, lang: str, timings: dict[str, float] | None = None) -> list[QueryForm]:

@@ -17,6 +17,7 @@ from llama_index.core.vector_stores.types import (
 
 from .embeddings import Embedder
 from .store import VectorStore
+from .store.hybrid import pool_size
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class Retriever:
         self.store = store
         self.mode = _MODES[mode]
         self.fusion = fusion
+        self._vectors: dict[str, list[float]] = {}
+
+    def _embed(self, text: str) -> list[float]:
+        if text not in self._vectors:
+            self._vectors[text] = self.embedder.embed_query(text)
+        return self._vectors[text]
 
     def search(
         self, query: str, top_k: int, files: Sequence[str] | None = None, lang: str = "en", mode: str | None = None
@@ -70,7 +77,7 @@ class Retriever:
             filters = MetadataFilters(filters=[only])
         result = self.store.query(
             VectorStoreQuery(
-                query_embedding=self.embedder.embed_query(query), similarity_top_k=top_k, filters=filters,
+                query_embedding=self._embed(query), similarity_top_k=top_k, filters=filters,
                 query_str=query, mode=_MODES[mode] if mode else self.mode,
             ),
             lang=lang,
@@ -78,6 +85,36 @@ class Retriever:
         )
         return [to_passage(node, score) for node, score in zip(result.nodes or [], result.similarities or [],
                                                                 strict=False)]
+
+    def with_other_languages(
+        self, found: list[Passage], form: QueryForm, files: Sequence[str] | None = None,
+        readable: frozenset[str] | None = None,
+    ) -> list[Passage]:
+        """Give a passage in another language than the question's a fair chance. The lexical side of a hybrid
+        search matches only the question's own language, and a multilingual embedder still favours it, so the
+        best answer in another language can rank below weaker passages in the question's. The dense cosine is
+        the one score comparable across languages: among the passages a hybrid search reads on its dense side,
+        the closest of each other language takes the last place not yet taken this way when its cosine beats the
+        lowest one shown. `readable`: the languages the embedder reads (None = any); across others its cosines
+        mean nothing."""
+        if not found:
+            return found
+        closest: dict[str, Passage] = {}
+        for passage in self.search(form.text, pool_size(len(found)), files, form.lang, "dense"):
+            if passage.lang in closest or passage.lang in (form.lang, "", "und"):  # und: no letters to tell by
+                continue
+            if readable is None or {passage.lang, form.lang} <= readable:
+                closest[passage.lang] = passage
+        shown = list(found)
+        taken = 0  # places at the end already given to another language
+        for candidate in sorted(closest.values(), key=lambda p: -p.score):
+            open_places = shown[: len(shown) - taken]
+            if not open_places or any(p.id == candidate.id for p in shown):
+                continue
+            if candidate.score > min(p.score for p in open_places):
+                taken += 1
+                shown[len(shown) - taken] = candidate
+        return shown
 
     def search_variants(
         self, forms: Sequence[QueryForm], top_k: int, files: Sequence[str] | None = None

@@ -27,7 +27,12 @@ def question_sparse(query: VectorStoreQuery, lang: str | None) -> tuple[list[int
 
 
 def candidates(query: VectorStoreQuery) -> int:
-    return max(_MIN_CANDIDATES, 4 * query.similarity_top_k)
+    return pool_size(query.similarity_top_k)
+
+
+def pool_size(top_k: int) -> int:
+    """How deep each side of a hybrid search is read for `top_k` results."""
+    return max(_MIN_CANDIDATES, 4 * top_k)
 
 
 def mode(query: VectorStoreQuery) -> VectorStoreQueryMode:
