@@ -1,6 +1,6 @@
 """Retrieval on a corpus nobody here wrote: BEIR SciFact (train split), through rag's real ingest and search.
 
-    .venv/bin/python eval/scifact.py [--data ../shared/datasets/scifact] [--limit N] [--out FILE]
+    .venv/bin/python eval/scifact.py [--data ../shared/datasets/scifact] [--limit N] [--out FILE] [--index-dir DIR]
 
 Prints nDCG@10 and recall@10 for dense only, lexical only and hybrid (both fusions; DBSF also without the
 cross-lingual places) with the configured (default: offline MiniLM) embedding model. Documents are abstracts:

@@ -140,14 +140,17 @@ def finish_answer(
     text = grounding.clean_markers(visible).strip()
     if refused:
         return grounding.clean_markers(_SOURCE_MARKER.sub("", text)).strip(), True, [], []
-    attributions = grounding.attribute_sentences(text, [p.text for p in passages], question)
+    @functools.cache  # each (sentence, passage) is judged once: to attribute, to verify, to check the claim
+    def judged(plain: str, number: int) -> bool:
+        return backs(plain, passages[number - 1])
+
+    def backed(sentence: str, number: int) -> bool:
+        return judged(grounding.without_markers(sentence), number)
+
+    attributions = grounding.attribute_sentences(text, [p.text for p in passages], question, backs=backed)
     text = grounding.insert_markers(text, attributions)
     attributed = {a.passage for a in attributions}
     citing = grounding.sentences_citing(text)
-
-    @functools.cache  # each (sentence, passage) is judged once, for its citation and for the claim check
-    def backed(sentence: str, number: int) -> bool:
-        return backs(sentence, passages[number - 1])
 
     citations = []
     for number in grounding.cited_numbers(text):

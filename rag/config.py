@@ -73,9 +73,9 @@ class Settings(BaseSettings):
         "first, which costs a generation before the answer starts (rewrite). The answer always sees the history.",
     )
     cross_lingual: bool = Field(
-        True, description="In an index of several languages, the passage of another language closest in meaning "
-        "to the question takes the last place shown when its dense cosine beats a shown passage's (the lexical side "
-        "only matches the question's own language). Off = rank by the fused score alone.",
+        True, description="Hybrid search in an index of several languages: the passage of another language closest "
+        "in meaning to the question takes the last place shown when its dense cosine beats a shown passage's (the "
+        "lexical side only matches the question's own language). Off = rank by the fused score alone.",
     )
     context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
     reranker_model: str = Field(

@@ -116,6 +116,11 @@ def _rewrite_marker(body: str, valid: int, invalid: list[int]) -> str:
     return "".join(kept)
 
 
+def without_markers(sentence: str) -> str:
+    """The sentence as written before any [n] was added to it."""
+    return clean_markers(_MARKER.sub("", sentence)).strip()
+
+
 def cited_numbers(text: str) -> list[int]:
     """Citation numbers in order of first appearance."""
     seen: dict[int, None] = {}
@@ -142,11 +147,14 @@ class Attribution:
 
 
 def attribute_sentences(
-    answer: str, passages: Sequence[str], question: str = "", min_support: float = 0.3
+    answer: str, passages: Sequence[str], question: str = "", min_support: float = 0.3,
+    backs: Callable[[str, int], bool] | None = None,
 ) -> list[Attribution]:
     """For each answer sentence without a marker, the passage that supports it best: the share of the
     sentence's terms it contains, each term weighted by how specific it is among the passages (words every
-    passage shares say little; numbers and names say much). Only shares of at least `min_support` count."""
+    passage shares say little; numbers and names say much). Only shares of at least `min_support` count, and
+    with `backs(sentence, n)` only passages that pass it: a citation rag adds itself must meet the bar every
+    citation is verified by, or the reader is shown a source that its own check says does not hold."""
     passage_terms = [terms(p) for p in passages]
     asked = terms(question)
     found = []
@@ -160,9 +168,12 @@ def attribute_sentences(
         weights = {t: _specificity(t, passage_terms) for t in wanted}
         total = sum(weights.values())
         scores = [sum(weights[t] for t in wanted & pt) / total for pt in passage_terms]
-        best = max(range(len(scores)), key=scores.__getitem__, default=None)
-        if best is not None and scores[best] >= min_support and len(wanted & passage_terms[best]) >= 2:
-            found.append(Attribution(sentence_end=end, passage=best + 1, overlap=scores[best]))
+        for best in sorted(range(len(scores)), key=lambda i: -scores[i]):
+            if scores[best] < min_support:
+                break
+            if len(wanted & passage_terms[best]) >= 2 and (backs is None or backs(sentence, best + 1)):
+                found.append(Attribution(sentence_end=end, passage=best + 1, overlap=scores[best]))
+                break
     return found
 
 

@@ -229,7 +229,8 @@ class Pipeline:
             wider = max(top_k, self.settings.rerank_candidates) if reranker else top_k
             found = retriever.search_variants(forms, wider, files)
             dense_forms = [form for form in forms if form.mode != "lexical"]
-            if self.settings.cross_lingual and dense_forms:
+            # A dense ranking compares across languages already; a lexical one was asked for as it is.
+            if self.settings.cross_lingual and self.settings.retrieval_mode == "hybrid" and dense_forms:
                 found = retriever.with_other_languages(
                     found, dense_forms[0], files, readable=model_languages(self.embedder.ref.path))
         return reranker.rerank(query, found, top_k) if reranker else found

@@ -71,6 +71,16 @@ def test_uncited_answer_gets_attributed_citation(ingested: Settings, scripted_ll
     assert "[" in result.answer
 
 
+def test_rag_adds_no_citation_that_its_own_check_rejects(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    """An uncited sentence with a number no passage holds: attributing it would show a source marked
+    unverified; it is flagged as a claim no passage backs instead."""
+    llm = scripted_llm(["Alibaba released its first open-source model, Qwen-7B, in August 1999."])
+    with Pipeline(ingested, llm=llm) as pipeline:
+        result = pipeline.ask(QUESTION).result
+    assert result.citations == [] and "[" not in result.answer
+    assert [claim.text for claim in result.unsupported] == [result.answer]
+
+
 def test_refusal_is_detected_and_cites_nothing(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     llm = scripted_llm(["The documents don't say [2]."])
     with Pipeline(ingested, llm=llm) as pipeline:

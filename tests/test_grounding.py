@@ -12,6 +12,7 @@ from rag.grounding import (
     filter_citation_stream,
     insert_markers,
     is_refusal,
+    supported,
 )
 
 
@@ -59,6 +60,21 @@ def test_uncited_sentences_are_attributed_to_the_supporting_passage() -> None:
     marked = insert_markers(answer, found)
     assert marked.startswith("Alibaba's first open model was Qwen-7B, released in August 2023 [1].")
     assert marked.endswith("The weather is nice today.")
+
+
+def test_attribution_only_cites_a_passage_that_backs_the_sentence() -> None:
+    """The passage sharing most terms lacks the sentence's number: the next one, which holds it, is cited; a
+    sentence that no passage backs gets no citation at all (it is flagged instead)."""
+    passages = ["Alibaba released Qwen-7B as open source, its first open model, in August.",
+                "In August 2023 Alibaba released Qwen-7B.", "The WGS took place in Dubai in 2025."]
+
+    def backs(sentence: str, number: int) -> bool:
+        return supported(sentence, passages[number - 1])
+
+    sentence = "Alibaba released its first open model Qwen-7B as open source in August 2023."
+    assert [a.passage for a in attribute_sentences(sentence, passages)] == [1]  # by shared terms alone
+    assert [a.passage for a in attribute_sentences(sentence, passages, backs=backs)] == [2]
+    assert attribute_sentences("Alibaba released Qwen-7B as open source in 1999.", passages, backs=backs) == []
 
 
 def test_chinese_attribution_uses_character_bigrams() -> None:
