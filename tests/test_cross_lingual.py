@@ -71,3 +71,16 @@ def test_a_farther_passage_in_another_language_takes_no_place(e5_folder: Path, t
         pipeline.ingest()
         shown = pipeline.search("Which hotels treat their guests with hot chocolate?", top_k=2)
     assert ANSWER not in [p.file for p in shown]
+
+
+def test_no_place_across_languages_the_embedder_cannot_read(e5_folder: Path, tmp_path: Path) -> None:
+    """An English-only embedder's cosine between English and German says nothing: it never decides a place."""
+    from rag.retrieve import QueryForm, Retriever
+
+    with Pipeline(_settings(tmp_path, "edge")) as pipeline:
+        pipeline.ingest()
+        retriever = Retriever(pipeline.embedder, pipeline.store)
+        form = QueryForm(QUESTION, "en")
+        found = retriever.search(QUESTION, 3)
+        assert retriever.with_other_languages(found, form, readable=frozenset({"en"})) == found
+        assert retriever.with_other_languages(found, form, readable=frozenset({"en", "de"}))[-1].file == ANSWER
