@@ -27,6 +27,7 @@ _MAX_TOKENS = 96
 
 
 @cache
+@cache  # asked on every search; a model folder's card does not change while rag runs
 def model_languages(model_path: Path) -> frozenset[str] | None:
     """The languages a model's card declares (`language:` in its README front matter); None when it says nothing
     (then rag assumes the model handles any language rather than guess)."""
