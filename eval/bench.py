@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def query_vectors(texts: list[str]) -> Any:
-    from rag.embeddings import _load
-    from rag.models import packaged_embedding_path
+    from rag.models.embeddings import _load
+    from rag.models.resolve import packaged_embedding_path
 
     return _load(str(packaged_embedding_path())).encode(texts, batch_size=32, normalize_embeddings=True)
 

@@ -14,11 +14,11 @@ from typing import Any
 from bench_util import EVAL_DIR, copy_seeds, percentile, rss_mb, settings_for
 
 from rag import Pipeline
-from rag.answer import guard_repetition
+from rag.answer.generate import guard_repetition
+from rag.answer.grounding import filter_citation_stream
 from rag.conversation import Turn
-from rag.grounding import filter_citation_stream
-from rag.llm import LlamaCppLLM, Message
-from rag.models import packaged_llm_path
+from rag.models.llm import LlamaCppLLM, Message
+from rag.models.resolve import packaged_llm_path
 
 # A translation prompt of the kind the query-translation step sends (another prefix than any answer's).
 _INTERLUDE = [{"role": "user", "content": "Translate into English, reply with the translation only: "

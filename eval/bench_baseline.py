@@ -22,7 +22,7 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from pydantic import PrivateAttr
 
 from rag import Pipeline
-from rag.models import packaged_embedding_path, packaged_llm_path
+from rag.models.resolve import packaged_embedding_path, packaged_llm_path
 
 
 class MiniLMEmbedding(BaseEmbedding):

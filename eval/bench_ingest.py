@@ -10,8 +10,8 @@ import numpy as np
 from bench_util import Clock, run_rag, write_scifact
 
 from rag.config import Settings
-from rag.embeddings import Precision, resolve_precision
-from rag.models import PACKAGED_EMBEDDING_ID, packaged_embedding_path
+from rag.models.embeddings import Precision, resolve_precision
+from rag.models.resolve import PACKAGED_EMBEDDING_ID, packaged_embedding_path
 
 
 def stored_chunks(index: Path) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
@@ -42,7 +42,7 @@ def stored_chunks(index: Path) -> tuple[list[str], np.ndarray, list[dict[str, An
 def raw_encode(texts: list[str], batch_size: int, precision: Precision) -> float:
     """Seconds for SentenceTransformer.encode over the chunk texts: the physical limit of ingest here. Under the
     same autocast as rag's Embedder, or the ratio would compare bf16 against fp32 arithmetic."""
-    from rag.embeddings import _load, autocast  # the SentenceTransformer itself, loaded once per process
+    from rag.models.embeddings import _load, autocast  # the SentenceTransformer itself, loaded once per process
 
     model = _load(str(packaged_embedding_path()))
     with autocast(precision):
@@ -55,10 +55,10 @@ def raw_encode(texts: list[str], batch_size: int, precision: Precision) -> float
 
 def planned_chunks(corpus: Path) -> list[str]:
     """The chunk texts `rag ingest` will embed, made by its own reader and chunker (the embedder's tokenizer only)."""
-    from rag.chunking import chunk_text
-    from rag.documents import read_document
-    from rag.embeddings import Embedder
-    from rag.models import ModelRef
+    from rag.ingest.chunking import chunk_text
+    from rag.ingest.documents import read_document
+    from rag.models.embeddings import Embedder
+    from rag.models.resolve import ModelRef
 
     embedder = Embedder(ModelRef(name=PACKAGED_EMBEDDING_ID, path=packaged_embedding_path()))
     limit = min(200, embedder.passage_token_limit)  # rag's default chunk_size and overlap

@@ -15,8 +15,8 @@ from typing import Any
 from scifact import load as load_scifact  # eval/scifact.py: the SciFact loader of the retrieval benchmark
 
 from rag.config import Settings
-from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
-from rag.scale import machine_memory_mb
+from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
+from rag.store.scale import machine_memory_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

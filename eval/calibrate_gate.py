@@ -19,7 +19,7 @@ from scifact import load  # type: ignore[import-not-found]  # run from eval/ or 
 
 from rag import Pipeline
 from rag.config import load_settings
-from rag.models import PACKAGED_EMBEDDING_ID
+from rag.models.resolve import PACKAGED_EMBEDDING_ID
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from scifact import load  # type: ignore[import-not-found]  # run from eval/ or with eval/ on the path
 
-from rag.chunking import sentence_spans
 from rag.config import Settings
-from rag.embeddings import Embedder
-from rag.models import resolve_embedding
-from rag.packaged_e5 import PACKAGED_MULTILINGUAL_ID
+from rag.ingest.chunking import sentence_spans
+from rag.models.embeddings import Embedder
+from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID
+from rag.models.resolve import resolve_embedding
 
 
 def best_cosine(embedder: Embedder, claim: np.ndarray, text: str) -> float:

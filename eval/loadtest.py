@@ -103,7 +103,7 @@ def free_port() -> int:
 
 
 def server_env(work: Path, port: int, keys: dict[str, str], args: argparse.Namespace) -> dict[str, str]:
-    from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
+    from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update({

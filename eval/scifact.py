@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rag import Pipeline
 from rag.config import load_settings
-from rag.models import PACKAGED_EMBEDDING_ID
+from rag.models.resolve import PACKAGED_EMBEDDING_ID
 
 # (retrieval mode, fusion, cross-lingual places on): the last row shows what the cross-lingual places cost on a
 # corpus of one language, where a misdetected language is the only way they can act.

@@ -25,7 +25,7 @@ from rag import Pipeline
 from rag.config import load_settings
 from rag.evaluation.questions import load_questions
 from rag.evaluation.runner import run_eval
-from rag.models import relevance_threshold
+from rag.models.calibration import relevance_threshold
 from rag.prompts import language_name
 
 HERE = Path(__file__).resolve().parent

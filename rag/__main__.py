@@ -1,3 +1,3 @@
-from .cli import main
+from rag.cli.main import main
 
 main()

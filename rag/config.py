@@ -20,7 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .errors import ConfigError
+from rag.errors import ConfigError
 
 ENV_PREFIX = "RAG_"
 DEFAULT_CONFIG_FILE = Path("rag.toml")

@@ -9,26 +9,30 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from . import answer as answering
-from .config import Settings
-from .context import fit_passages, merge_neighbours, question_budget
-from .conversation import Prefiller, Turn, follow_up_query, trim_history
-from .embeddings import Embedder
-from .errors import DocumentError, IndexMismatchError, NotFoundError, RagError
-from .ingest import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
-from .llm import ChatLLM, load_llm
-from .lock import IndexLock
-from .models import relevance_threshold, resolve_embedding, resolve_reranker, support_threshold
-from .registry import Registry
-from .rerank import Reranker
-from .retrieve import Passage, QueryForm, Retriever, to_passage
-from .scale import outgrown_notice
-from .status import Status, disk_usage
-from .store import VectorStore, open_vector_store, verify_store
-from .support import SupportJudge
-from .text import detect_language
-from .translate import QueryTranslator, model_languages
-from .uploads import UPLOADS_DIR, save_upload
+from rag.answer import generate as answering
+from rag.answer.context import fit_passages, merge_neighbours, question_budget
+from rag.answer.prefill import Prefiller
+from rag.answer.result import AnswerStream
+from rag.answer.support import SupportJudge
+from rag.config import Settings
+from rag.conversation import Turn, trim_history
+from rag.errors import DocumentError, IndexMismatchError, NotFoundError, RagError
+from rag.ingest.ingester import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
+from rag.ingest.registry import Registry
+from rag.ingest.text import detect_language
+from rag.ingest.uploads import UPLOADS_DIR, save_upload
+from rag.models.calibration import relevance_threshold, support_threshold
+from rag.models.embeddings import Embedder
+from rag.models.llm import ChatLLM, load_llm
+from rag.models.resolve import resolve_embedding, resolve_reranker
+from rag.search.follow_ups import follow_up_query
+from rag.search.rerank import Reranker
+from rag.search.retrieve import Passage, QueryForm, Retriever, to_passage
+from rag.search.translate import QueryTranslator, model_languages
+from rag.status import Status, disk_usage
+from rag.store import VectorStore, open_vector_store, verify_store
+from rag.store.lock import IndexLock
+from rag.store.scale import outgrown_notice
 
 
 class Pipeline:
@@ -256,7 +260,7 @@ class Pipeline:
     def ask(
         self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,
         files: Sequence[str] | None = None, *, conversation: bool = False,
-    ) -> answering.AnswerStream:
+    ) -> AnswerStream:
         """`conversation`: a chat that will likely go on. After the answer, the model reads the conversation so
         far while the user types, so the next turn evaluates only its own passages and question."""
         question = question.strip()
@@ -287,7 +291,7 @@ class Pipeline:
         models = {"llm": llm.name, "embedding": embedder.name,
                   **({"reranker": self._reranker.name} if self._reranker else {})}
 
-        def run(stream: answering.AnswerStream) -> Iterator[str]:
+        def run(stream: AnswerStream) -> Iterator[str]:
             yield from answering.generate(
                 stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
                 history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,
@@ -297,7 +301,7 @@ class Pipeline:
             if conversation:
                 self._prefiller.start(llm, lang, [*turns, Turn(question, stream.result.answer)], budget.history_tokens)
 
-        return answering.AnswerStream(run)
+        return AnswerStream(run)
 
     def _support_judge(self) -> SupportJudge:
         """Judges by meaning across languages only with an embedder that reads any language and a calibration."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import DocumentRecord
+from rag.ingest.registry import DocumentRecord
 
 
 @dataclass(frozen=True)

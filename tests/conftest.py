@@ -13,8 +13,8 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID, packaged_llm_path
-from rag.packaged_e5 import bundled_model_file, converted_model
+from rag.models.packaged_e5 import bundled_model_file, converted_model
+from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID, packaged_llm_path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

@@ -132,9 +132,9 @@ def _inside_optimize() -> None:
 def _points() -> dict[str, Callable[[], None]]:
     import shutil
 
-    from rag import ingest
-    from rag.embeddings import Embedder
-    from rag.registry import Registry
+    from rag.ingest import ingester as ingest
+    from rag.ingest.registry import Registry
+    from rag.models.embeddings import Embedder
     from rag.store.edge import EdgeVectorStore
 
     return {
@@ -165,7 +165,7 @@ def run_cli(point: str | None, args: list[str]) -> int:
     """Install `point` (if any), then run the real `rag` command; returns its exit code."""
     if point:
         _points()[point]()
-    from rag.cli import main
+    from rag.cli.main import main
 
     sys.argv = ["rag", *args]
     try:
@@ -177,8 +177,8 @@ def run_cli(point: str | None, args: list[str]) -> int:
 
 def _serve() -> None:
     from rag.config import load_settings
-    from rag.embeddings import _load
-    from rag.models import resolve_embedding
+    from rag.models.embeddings import _load
+    from rag.models.resolve import resolve_embedding
 
     _load(str(resolve_embedding(load_settings(), None).path))  # loaded, never run (see the module docstring)
     import rag.cli  # noqa: F401  (imported once, here, not in every child)

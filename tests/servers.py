@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 
 from rag.config import Settings
-from rag.models import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
+from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
 from rag.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

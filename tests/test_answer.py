@@ -8,7 +8,8 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.conversation import Turn, needs_rewrite
+from rag.conversation import Turn
+from rag.search.follow_ups import needs_rewrite
 
 QUESTION = "Which model was Alibaba's first open-source model?"
 
@@ -134,8 +135,8 @@ def test_cancel_stops_generation_and_keeps_the_partial_answer(ingested: Settings
 
 
 def test_neighbouring_passages_are_merged_with_exact_offsets() -> None:
-    from rag.context import merge_neighbours
-    from rag.retrieve import Passage
+    from rag.answer.context import merge_neighbours
+    from rag.search.retrieve import Passage
 
     doc = "First sentence here. Second sentence here. Third one.\nFourth line far away."
     def p(start: int, end: int, score: float, file: str = "a.txt") -> Passage:
@@ -157,7 +158,7 @@ def test_unsupported_citation_is_flagged(ingested: Settings, scripted_llm) -> No
 
 
 def test_relevance_gate_refuses_off_topic_questions_without_the_llm(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
-    from rag.models import relevance_threshold
+    from rag.models.calibration import relevance_threshold
 
     threshold = relevance_threshold(None, "sentence-transformers/all-MiniLM-L6-v2")
     assert threshold is not None, "the packaged embedder has a calibrated gate"

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from rag.pipeline import Pipeline
-from rag.server import create_app
+from rag.server.app import create_app
 from tests.conftest import ScriptedLLM
 from tests.servers import ROOT, seeded_pipeline, seeded_template, serve
 

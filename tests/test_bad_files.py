@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pypdf
 
-from rag.models import PACKAGED_EMBEDDING_ID
-from rag.registry import Registry
+from rag.ingest.registry import Registry
+from rag.models.resolve import PACKAGED_EMBEDDING_ID
 
 from .conftest import SEEDS
 from .crashpoints import snapshot
@@ -33,16 +33,16 @@ def peak_rss_kb():
 CHILD = PEAK_RSS + """
 import sys
 from pathlib import Path
-import rag.ingest
-from rag.cli import main
+import rag.ingest.ingester
+from rag.cli.main import main
 
 vanishing, index, corpus = sys.argv[1:4]
-listed = rag.ingest.iter_files
+listed = rag.ingest.ingester.iter_files
 def iter_files(paths):
     files = list(listed(paths))
     Path(vanishing).unlink()  # gone after it was listed, before it is read
     return files
-rag.ingest.iter_files = iter_files
+rag.ingest.ingester.iter_files = iter_files
 sys.argv = ["rag", "--index-dir", index, "ingest", corpus]
 try:
     main()
@@ -200,9 +200,9 @@ def test_a_huge_single_line_is_chunked_in_bounded_memory(tmp_path: Path) -> None
 import json
 from pathlib import Path
 from transformers import AutoTokenizer
-from rag.chunking import chunk_text
+from rag.ingest.chunking import chunk_text
 from rag.config import Settings
-from rag.models import resolve_embedding
+from rag.models.resolve import resolve_embedding
 ref = resolve_embedding(Settings(embedding_model={PACKAGED_EMBEDDING_ID!r}, offline=True), None)
 tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
 def offsets(text):

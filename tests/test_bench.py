@@ -12,8 +12,8 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.scale import outgrown_notice
 from rag.store import edge
+from rag.store.scale import outgrown_notice
 
 from .conftest import ROOT
 

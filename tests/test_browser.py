@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from rag.pipeline import Pipeline
-from rag.server import create_app
+from rag.server.app import create_app
 from tests.conftest import ScriptedLLM
 from tests.servers import fresh_pipeline, seeded_pipeline, seeded_template, serve, serve_static
 

@@ -7,8 +7,8 @@ from functools import cache
 
 import pytest
 
-from rag.chunking import chunk_text, sentence_spans
-from rag.models import packaged_embedding_path
+from rag.ingest.chunking import chunk_text, sentence_spans
+from rag.models.resolve import packaged_embedding_path
 
 EN = ("Alibaba released Qwen-7B in August 2023. It was the first open model of the family! "
       "By February 2025, over 90,000 derivative models existed, e.g. fine-tunes. Dr. Smith agreed.")

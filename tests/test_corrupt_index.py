@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.models import PACKAGED_EMBEDDING_ID
+from rag.models.resolve import PACKAGED_EMBEDDING_ID
 
 from .crashpoints import ForkServer, make_corpus
 

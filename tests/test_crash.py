@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.ingest import node_id
-from rag.models import PACKAGED_EMBEDDING_ID
+from rag.ingest.ingester import node_id
+from rag.models.resolve import PACKAGED_EMBEDDING_ID
 
 from .crashpoints import HELPER, PAUSE_ENV, POINTS, Done, ForkServer, make_corpus, snapshot
 

@@ -9,7 +9,7 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.packaged_e5 import PACKAGED_MULTILINGUAL_ID
+from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID
 
 ANSWER = "imkerei.md"
 # Only the German note says what the hives are treated with; the English ones share the question's words.
@@ -75,7 +75,7 @@ def test_a_farther_passage_in_another_language_takes_no_place(e5_folder: Path, t
 
 def test_no_place_across_languages_the_embedder_cannot_read(e5_folder: Path, tmp_path: Path) -> None:
     """An English-only embedder's cosine between English and German says nothing: it never decides a place."""
-    from rag.retrieve import QueryForm, Retriever
+    from rag.search.retrieve import QueryForm, Retriever
 
     with Pipeline(_settings(tmp_path, "edge")) as pipeline:
         pipeline.ingest()

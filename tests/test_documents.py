@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.documents import decode_text, read_document
 from rag.errors import DocumentError
-from rag.text import detect_language, drop_boilerplate, find_date, find_title, normalise
+from rag.ingest.documents import decode_text, read_document
+from rag.ingest.text import detect_language, drop_boilerplate, find_date, find_title, normalise
 
 from .conftest import SEEDS
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from rag import Pipeline
-from rag import embeddings as embeddings_module
 from rag.config import Settings, load_settings
-from rag.embeddings import Embedder, native_bf16, resolve_precision
 from rag.errors import ConfigError
-from rag.models import PACKAGED_EMBEDDING_ID, ModelRef, packaged_embedding_path
+from rag.models import embeddings as embeddings_module
+from rag.models.embeddings import Embedder, native_bf16, resolve_precision
+from rag.models.resolve import PACKAGED_EMBEDDING_ID, ModelRef, packaged_embedding_path
 
 PASSAGES = [
     "Alibaba released Qwen-7B, its first open-source large language model, in August 2023.",

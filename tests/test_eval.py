@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from rag.cli import app
+from rag.cli.main import app
 from rag.config import Settings
 from rag.evaluation import compare_runs, load_questions, run_eval
 from rag.evaluation import metrics as m

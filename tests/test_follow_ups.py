@@ -11,8 +11,8 @@ import pytest
 from rag import Pipeline
 from rag.config import Settings
 from rag.conversation import Turn, conversation_prefix
-from rag.llm import LlamaCppLLM
-from rag.models import ModelRef
+from rag.models.llm import LlamaCppLLM
+from rag.models.resolve import ModelRef
 
 OPENER = Turn(question="What was Alibaba's first open-source model?", answer="Qwen-7B [1].")
 FOLLOW_UP = "and when was it released?"

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import guard_repetition, prompt_passage_text
-from rag.grounding import (
+from rag.answer.generate import guard_repetition, prompt_passage_text
+from rag.answer.grounding import (
     attribute_sentences,
     cited_numbers,
     clean_markers,
     filter_citation_stream,
     insert_markers,
-    is_refusal,
     supported,
 )
+from rag.prompts import is_refusal
 
 
 def run_filter(chunks: list[str], valid: int) -> tuple[str, list[int]]:
@@ -134,14 +134,14 @@ def test_a_restated_question_is_not_attributed() -> None:
 
 
 def test_short_answers_keep_the_question_language_when_plausible() -> None:
-    from rag.text import detect_language
+    from rag.ingest.text import detect_language
 
     assert detect_language("The documents don't say.", hint="en") == "en"
     assert detect_language("Die Dokumente sagen dazu nichts.", hint="en") == "de"
 
 
 def test_a_citation_whose_passage_lacks_the_stated_number_is_unverified() -> None:
-    from rag.grounding import sentences_citing, supported
+    from rag.answer.grounding import sentences_citing, supported
 
     passage = "It released its first open-source model (Qwen-7B) in August 2023."
     assert supported("Alibaba released Qwen-7B in August 2023 [1].", passage)
@@ -151,7 +151,7 @@ def test_a_citation_whose_passage_lacks_the_stated_number_is_unverified() -> Non
 
 
 def test_claims_no_passage_backs_are_found() -> None:
-    from rag.grounding import supported, unsupported_sentences
+    from rag.answer.grounding import supported, unsupported_sentences
 
     passages = ["It released its first open-source model (Qwen-7B) in August 2023.",
                 "Over 90,000 Qwen-based derivative models exist on Hugging Face."]

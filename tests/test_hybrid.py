@@ -9,7 +9,7 @@ import pytest
 from rag import Pipeline
 from rag.config import Settings
 from rag.errors import IndexMismatchError
-from rag.lexical import document_vector, query_vector, terms
+from rag.store.lexical import document_vector, query_vector, terms
 
 TOPICS = ["cloud computing revenue", "open-source language models", "multimodal image generation",
           "AI chips and inference cost", "e-commerce logistics", "developer communities"]

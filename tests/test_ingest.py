@@ -10,8 +10,8 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.documents import read_document
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, RagError
+from rag.ingest.documents import read_document
 
 BACKENDS = ["edge", "qdrant-client"]
 
@@ -92,7 +92,7 @@ def test_a_different_explicit_embedding_model_is_refused(settings: Settings, tmp
     other = tmp_path / "other-model"
     import shutil
 
-    from rag.models import packaged_embedding_path
+    from rag.models.resolve import packaged_embedding_path
 
     shutil.copytree(packaged_embedding_path(), other)
     with Pipeline(settings.model_copy(update={"embedding_model": str(other)})) as pipeline:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from rag.answer import Answer
+from rag.answer.grounding import cited_numbers
+from rag.answer.result import Answer
 from rag.config import Settings
-from rag.grounding import cited_numbers
-from rag.llm import load_llm
+from rag.models.llm import load_llm
 from rag.pipeline import Pipeline
 from tests.conftest import ScriptedLLM
 from tests.servers import fresh_pipeline

@@ -19,7 +19,7 @@ import pytest
 from rag import Pipeline
 from rag.config import Settings
 from rag.errors import BackendUnavailableError, RagError
-from rag.llm import OpenAICompatibleLLM
+from rag.models.llm import OpenAICompatibleLLM
 
 SERVER_START_SECONDS = 60.0
 

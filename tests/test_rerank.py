@@ -9,7 +9,7 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.models import packaged_embedding_path
+from rag.models.resolve import packaged_embedding_path
 
 
 @pytest.fixture(scope="session")

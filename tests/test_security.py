@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from rag.pipeline import Pipeline
-from rag.server import MAX_BODY_BYTES, MAX_FILES_PER_UPLOAD, PUBLIC, create_app
+from rag.server.app import create_app
+from rag.server.guard import MAX_BODY_BYTES, MAX_FILES_PER_UPLOAD, PUBLIC
 from tests.conftest import ScriptedLLM
 from tests.servers import fresh_pipeline, serve
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from rag import Pipeline
+from rag.answer.support import SupportJudge
 from rag.config import Settings
-from rag.embeddings import Embedder
-from rag.models import resolve_embedding, support_threshold
-from rag.packaged_e5 import PACKAGED_MULTILINGUAL_ID
-from rag.retrieve import Passage
-from rag.support import SupportJudge
+from rag.models.calibration import support_threshold
+from rag.models.embeddings import Embedder
+from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID
+from rag.models.resolve import resolve_embedding
+from rag.search.retrieve import Passage
 
 ENGLISH = Passage(
     id="p1", file="qwen.md", title="Qwen", start=0, end=0, score=0.9, lang="en",

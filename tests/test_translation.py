@@ -9,8 +9,8 @@ import pytest
 
 from rag import Pipeline
 from rag.config import Settings
-from rag.models import PACKAGED_LLM_ID, packaged_embedding_path
-from rag.translate import can_translate, model_languages, translation_target
+from rag.models.resolve import PACKAGED_LLM_ID, packaged_embedding_path
+from rag.search.translate import can_translate, model_languages, translation_target
 from tests.conftest import ScriptedLLM
 
 FACTS = [

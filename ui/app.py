@@ -11,8 +11,7 @@ import gradio as gr
 from rag.conversation import Turn
 from rag.errors import RagError
 from rag.pipeline import Pipeline
-
-from . import render
+from ui import render
 
 Turns = list[dict[str, Any]]
 
@@ -40,24 +39,29 @@ class _GradioProgress:
         gr.Warning(f"skipped {file}: {reason}")
 
 
-def build_app(pipeline: Pipeline) -> gr.Blocks:
-    def files() -> list[str]:
-        return [d.file for d in pipeline.status().documents if d.complete]
+class ChatHandlers:
+    """What each control of the UI does: every handler calls the Pipeline and returns rendered HTML."""
 
-    def header() -> str:
-        names = pipeline.warm_up()
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def files(self) -> list[str]:
+        return [d.file for d in self.pipeline.status().documents if d.complete]
+
+    def header(self) -> str:
+        names = self.pipeline.warm_up()
         lines = [f"**rag** · answers from your documents · LLM `{names['llm']}` · embeddings `{names['embedding']}`"]
-        lines += [f"⚠ {notice}" for notice in pipeline.notices()]
+        lines += [f"⚠ {notice}" for notice in self.pipeline.notices()]
         return "  \n".join(lines)
 
-    def ask(question: str, turns: Turns, only: list[str] | None) -> Iterator[tuple[Any, ...]]:
+    def ask(self, question: str, turns: Turns, only: list[str] | None) -> Iterator[tuple[Any, ...]]:
         question = (question or "").strip()
         if not question:
             yield render.conversation(turns), gr.update(), question, turns
             return
         history = [Turn(t["question"], t["answer"]) for t in turns if t.get("answer")]
         try:
-            stream = pipeline.ask(question, history=history, files=only or None, conversation=True)
+            stream = self.pipeline.ask(question, history=history, files=only or None, conversation=True)
         except RagError as exc:
             raise gr.Error(str(exc)) from exc
         turns = [*turns, {"question": question, "answer": ""}]
@@ -73,7 +77,7 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
                      "unsupported": result["unsupported"]}
         yield render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns
 
-    def open_citation(turns: Turns, event: gr.EventData) -> tuple[str, Any]:
+    def open_citation(self, turns: Turns, event: gr.EventData) -> tuple[str, Any]:
         data = getattr(event, "_data", None) or {}
         try:
             turn = turns[int(data["turn"])]
@@ -84,75 +88,86 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
         if passage is None:
             return gr.update(), gr.update()
         try:
-            document = pipeline.document_text(passage["file"])
+            document = self.pipeline.document_text(passage["file"])
         except RagError as exc:
             raise gr.Error(str(exc)) from exc
         return render.passage_in_document(passage, document), gr.Tabs(selected="passage")
 
-    def new_chat() -> tuple[Any, ...]:
+    def new_chat(self) -> tuple[Any, ...]:
         return render.conversation([]), render.sources(0, None), "", []
 
-    def documents_view() -> tuple[Any, ...]:
-        rows = pipeline.status().to_dict()["files"]  # one status read for the table and both lists
+    def documents_view(self) -> tuple[Any, ...]:
+        rows = self.pipeline.status().to_dict()["files"]  # one status read for the table and both lists
         names = [r["file"] for r in rows if r["status"] == "complete"]
         return render.documents(rows), gr.Dropdown(choices=names), gr.Dropdown(choices=names, value=None)
 
-    def upload(paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+    def upload(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
         notes = []
         for path in paths or []:
             source = Path(path)
             try:
                 with source.open("rb") as handle:
-                    report = pipeline.upload(source.name, iter(lambda h=handle: h.read(1 << 20), b""),
+                    report = self.pipeline.upload(source.name, iter(lambda h=handle: h.read(1 << 20), b""),
                                              progress=_GradioProgress(progress))
                 notes.append(f"{source.name}: {report.summary()}")
             except RagError as exc:
                 notes.append(f"{source.name}: {exc}")
-        return ("  \n".join(render.escape(n) for n in notes), None, *documents_view())
+        return ("  \n".join(render.escape(n) for n in notes), None, *self.documents_view())
 
-    def remove(file: str | None) -> tuple[Any, ...]:
+    def remove(self, file: str | None) -> tuple[Any, ...]:
         if file:
             try:
-                pipeline.remove(file)
+                self.pipeline.remove(file)
             except RagError as exc:
                 raise gr.Error(str(exc)) from exc
-        return (f"removed {render.escape(file)}" if file else "", *documents_view())
+        return (f"removed {render.escape(file)}" if file else "", *self.documents_view())
 
+
+def build_app(pipeline: Pipeline) -> gr.Blocks:
+    do = ChatHandlers(pipeline)
     with gr.Blocks(title="rag — ask your documents") as app:
         turns = gr.State([])
-        gr.Markdown(header)
+        gr.Markdown(do.header)
         with gr.Row():
             with gr.Column(scale=3):
-                chat = gr.HTML(render.conversation([]), elem_id="rag-conversation", js_on_load=render.CITATION_CLICKS,
-                               autoscroll=True, min_height=320)
-                question = gr.Textbox(placeholder="Ask a question about your documents…", show_label=False,
-                                      lines=2, max_length=pipeline.settings.max_question_chars, elem_id="rag-question")
-                with gr.Row():
-                    send = gr.Button("Ask", variant="primary", elem_id="rag-ask")
-                    stop = gr.Button("Stop", elem_id="rag-stop")
-                    clear = gr.Button("New chat", elem_id="rag-new")
+                chat, question, send, stop, clear = _chat_column(do)
             with gr.Column(scale=2), gr.Tabs() as tabs:
-                with gr.Tab("Sources", id="sources"):
-                    source_list = gr.HTML(render.sources(0, None), elem_id="rag-sources",
-                                          js_on_load=render.CITATION_CLICKS)
-                with gr.Tab("Passage", id="passage"):
-                    viewer = gr.HTML('<div class="rag-empty">Click a citation to read it in its document.</div>',
-                                     elem_id="rag-passage", js_on_load=render.SCROLL_TO_MARK)
-                with gr.Tab("Documents", id="documents"):
-                    only = gr.Dropdown(choices=files(), multiselect=True, label="Ask only these documents")
-                    uploader = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)")
-                    upload_note = gr.Markdown()
-                    listing = gr.HTML(render.documents(pipeline.status().to_dict()["files"]))
-                    with gr.Row():
-                        doomed = gr.Dropdown(choices=files(), label="Remove a document from the index")
-                        drop = gr.Button("Remove")
-
-        asked = gr.on([send.click, question.submit], ask, [question, turns, only],
+                source_list, viewer, only, uploader, upload_note, listing, doomed, drop = _side_tabs(do)
+        asked = gr.on([send.click, question.submit], do.ask, [question, turns, only],
                       [chat, source_list, question, turns])
         stop.click(None, cancels=[asked])
-        clear.click(new_chat, None, [chat, source_list, question, turns], cancels=[asked])
-        chat.click(open_citation, [turns], [viewer, tabs])
-        source_list.click(open_citation, [turns], [viewer, tabs])
-        uploader.upload(upload, [uploader], [upload_note, uploader, listing, only, doomed])
-        drop.click(remove, [doomed], [upload_note, listing, only, doomed])
+        clear.click(do.new_chat, None, [chat, source_list, question, turns], cancels=[asked])
+        chat.click(do.open_citation, [turns], [viewer, tabs])
+        source_list.click(do.open_citation, [turns], [viewer, tabs])
+        uploader.upload(do.upload, [uploader], [upload_note, uploader, listing, only, doomed])
+        drop.click(do.remove, [doomed], [upload_note, listing, only, doomed])
     return app
+
+
+def _chat_column(do: ChatHandlers) -> tuple[Any, ...]:
+    chat = gr.HTML(render.conversation([]), elem_id="rag-conversation", js_on_load=render.CITATION_CLICKS,
+                   autoscroll=True, min_height=320)
+    question = gr.Textbox(placeholder="Ask a question about your documents…", show_label=False, lines=2,
+                          max_length=do.pipeline.settings.max_question_chars, elem_id="rag-question")
+    with gr.Row():
+        send = gr.Button("Ask", variant="primary", elem_id="rag-ask")
+        stop = gr.Button("Stop", elem_id="rag-stop")
+        clear = gr.Button("New chat", elem_id="rag-new")
+    return chat, question, send, stop, clear
+
+
+def _side_tabs(do: ChatHandlers) -> tuple[Any, ...]:
+    with gr.Tab("Sources", id="sources"):
+        source_list = gr.HTML(render.sources(0, None), elem_id="rag-sources", js_on_load=render.CITATION_CLICKS)
+    with gr.Tab("Passage", id="passage"):
+        viewer = gr.HTML('<div class="rag-empty">Click a citation to read it in its document.</div>',
+                         elem_id="rag-passage", js_on_load=render.SCROLL_TO_MARK)
+    with gr.Tab("Documents", id="documents"):
+        only = gr.Dropdown(choices=do.files(), multiselect=True, label="Ask only these documents")
+        uploader = gr.File(file_count="multiple", label="Add documents (.txt .md .pdf .docx .html)")
+        upload_note = gr.Markdown()
+        listing = gr.HTML(render.documents(do.pipeline.status().to_dict()["files"]))
+        with gr.Row():
+            doomed = gr.Dropdown(choices=do.files(), label="Remove a document from the index")
+            drop = gr.Button("Remove")
+    return source_list, viewer, only, uploader, upload_note, listing, doomed, drop

@@ -4,8 +4,8 @@ running and reports in `runner`, run-to-run diffs in `compare`."""
 
 from __future__ import annotations
 
-from .compare import Comparison, compare_runs
-from .questions import Question, load_questions
-from .runner import EvalRun, run_eval
+from rag.evaluation.compare import Comparison, compare_runs
+from rag.evaluation.questions import Question, load_questions
+from rag.evaluation.runner import EvalRun, run_eval
 
 __all__ = ["Comparison", "EvalRun", "Question", "compare_runs", "load_questions", "run_eval"]

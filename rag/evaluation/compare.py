@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
-from . import metrics
+from rag.errors import ConfigError, NotFoundError
+from rag.evaluation import metrics
 
 
 @dataclass(frozen=True)

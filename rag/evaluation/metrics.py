@@ -12,7 +12,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .. import grounding
+from rag import prompts
+from rag.answer import grounding
 
 # Same shape as the product's own marker pattern ([3], [1, 2]): these are what the model was asked to write.
 _MARKER = re.compile(r"\[\s*\d{1,3}(?:\s*,\s*\d{1,3})*\s*\]")
@@ -116,7 +117,7 @@ def answer_matches(answer: str, groups: Sequence[Sequence[str]]) -> bool | None:
 def is_refused(answer: str, flagged: bool = False) -> bool:
     """The product's own flag or its own refusal rule (patterns and canned refusals in every language).
     An empty answer is not a refusal: the model said nothing, it did not say the documents lack the answer."""
-    return flagged or grounding.is_refusal(answer)
+    return flagged or prompts.is_refusal(answer)
 
 
 def refusal_correct(answerable: bool, refused: bool) -> bool:

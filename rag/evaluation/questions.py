@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
-from ..text import detect_language
+from rag.errors import ConfigError, NotFoundError
+from rag.ingest.text import detect_language
 
 FIELDS = {"id", "question", "lang", "answerable", "expected_sources", "answer_contains", "evidence",
           "reference_answer"}

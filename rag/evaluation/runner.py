@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..answer import Answer
-from ..errors import RagError
-from ..pipeline import Pipeline
-from ..retrieve import Passage
-from . import metrics
-from .questions import Question
+from rag.answer.result import Answer
+from rag.errors import RagError
+from rag.evaluation import metrics
+from rag.evaluation.questions import Question
+from rag.pipeline import Pipeline
+from rag.search.retrieve import Passage
 
 # (questions done, total, what is happening now); called before each question and once at the end.
 ProgressFn = Callable[[int, int, str], None]

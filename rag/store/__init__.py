@@ -11,8 +11,8 @@ from typing import Any, Protocol, runtime_checkable
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryResult
 
-from ..config import Settings
-from ..errors import IndexCorruptError
+from rag.config import Settings
+from rag.errors import IndexCorruptError
 
 
 @runtime_checkable
@@ -43,7 +43,7 @@ def edge_path(settings: Settings) -> Path:
 
 def open_vector_store(settings: Settings) -> VectorStore:
     if settings.qdrant_url:
-        from .client import open_server_store
+        from rag.store.client import open_server_store
 
         return open_server_store(
             settings.qdrant_url,
@@ -51,6 +51,6 @@ def open_vector_store(settings: Settings) -> VectorStore:
             settings.collection,
             settings.request_timeout,
         )
-    from .edge import EdgeVectorStore
+    from rag.store.edge import EdgeVectorStore
 
     return EdgeVectorStore(edge_path(settings))

@@ -14,10 +14,9 @@ from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQu
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 
-from .. import lexical
-from ..errors import BackendUnavailableError, IndexLockedError
-from . import hybrid
-from .hybrid import DENSE, SPARSE
+from rag.errors import BackendUnavailableError, IndexLockedError
+from rag.store import hybrid, lexical
+from rag.store.hybrid import DENSE, SPARSE
 
 _UPSERT_BATCH = 256
 

@@ -22,9 +22,9 @@ from llama_index.core.vector_stores.types import (
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 from pydantic import PrivateAttr
 
-from ..errors import IndexCorruptError, IndexLockedError, RagError
-from . import hybrid
-from .hybrid import DENSE, SPARSE
+from rag.errors import IndexCorruptError, IndexLockedError, RagError
+from rag.store import hybrid
+from rag.store.hybrid import DENSE, SPARSE
 
 _KEYWORD_FIELDS = ("doc_id", "file")
 _UPSERT_BATCH = 256

@@ -9,7 +9,7 @@ import numpy as np
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
-from .. import lexical
+from rag.store import lexical
 
 DENSE = "dense"
 SPARSE = "sparse"

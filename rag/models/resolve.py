@@ -6,17 +6,15 @@ from __future__ import annotations
 import importlib.util
 import socket
 import threading
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, partial
-from importlib import resources
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .config import DEFAULT_EMBEDDING_MODEL, DEFAULT_LLM_FILE, DEFAULT_LLM_REPO, Settings
-from .errors import ModelError
-from .packaged_e5 import PACKAGED_MULTILINGUAL_ID, bundled_model_file, converted_model
+from rag.config import DEFAULT_EMBEDDING_MODEL, DEFAULT_LLM_FILE, DEFAULT_LLM_REPO, Settings
+from rag.errors import ModelError
+from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID, bundled_model_file, converted_model
 
 PACKAGED_EMBEDDING_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_LLM_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -35,30 +33,6 @@ class ModelRef:
     @property
     def packaged(self) -> bool:
         return self.name in (PACKAGED_EMBEDDING_ID, PACKAGED_MULTILINGUAL_ID, PACKAGED_LLM_ID)
-
-
-def relevance_threshold(configured: float | None, embedding_model: str, lang: str = "en") -> float | None:
-    """The relevance gate for a model and question language: the configured value, else the calibrated one
-    when the question is in a language it was calibrated in, else none (an uncalibrated gate would refuse or
-    admit at random). 0 switches it off."""
-    if configured is not None:
-        return configured or None
-    entry = _calibration().get(embedding_model)
-    if not entry or not ({lang, "*"} & set(entry.get("languages", []))):
-        return None
-    return float(entry["threshold"])
-
-
-def support_threshold(embedding_model: str) -> float | None:
-    """The cosine above which a multilingual model finds a sentence close enough in meaning to a passage's
-    sentence to back it across languages (rag/calibration.toml); None when not calibrated."""
-    entry = _calibration().get(embedding_model) or {}
-    return float(entry["support_threshold"]) if "support_threshold" in entry else None
-
-
-@cache
-def _calibration() -> dict[str, dict[str, object]]:
-    return tomllib.loads(resources.files(__package__).joinpath("calibration.toml").read_text(encoding="utf-8"))
 
 
 def packaged_embedding_path() -> Path | None:

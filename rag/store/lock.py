@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import IndexLockedError
+from rag.errors import IndexLockedError
 
 
 class IndexLock:

@@ -8,27 +8,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from . import prompts
-from .chunking import sentence_spans
+from rag.ingest.chunking import sentence_spans
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _SPECIAL = re.compile(r"[\[<]")
 _PARTIAL_MARKER = re.compile(r"\[[\d,\s]{0,14}")
 _PROMPT_TAG = re.compile(r"</?\s*passage\b[^<>]{0,200}>", re.IGNORECASE)
-_FENCE_TAG = re.compile(r"<(\s*/?\s*passage)", re.IGNORECASE)
 _PARTIAL_TAG = re.compile(r"<(/?\s*(p(a(s(s(a(g(e(\b[^<>]{0,200})?)?)?)?)?)?)?)?)?", re.IGNORECASE)
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?。，；：！？])")
-_REFUSAL = re.compile(
-    r"(documents?|passages?|sources?|context|texts?)\s+(do(es)?\s*n[o']t|do(es)? not)\s+(say|mention|contain|state|"
-    r"provide|include|specify)|not\s+(mentioned|stated|specified|provided|found)\s+in\s+the\s+(documents?|passages?|"
-    r"sources?|context)|no\s+information\s+(about|on)|"
-    r"(Dokumente|Texte|Quellen|Passagen)\s+(sagen|enthalten|nennen|erwähnen)\s+(dazu\s+|darüber\s+)?(nichts|keine)|"
-    r"(nicht|keine)\s+(in\s+den\s+)?(Dokumenten|Quellen|Passagen)\s+(erwähnt|genannt|enthalten)|"
-    r"in\s+den\s+(Dokumenten|Quellen|Passagen|Texten)\s+(nicht|nirgends)\s+(erwähnt|genannt|enthalten|angegeben)|"
-    r"documents\s+ne\s+(le\s+)?(disent|mentionnent|précisent)\s+pas|documentos\s+no\s+(lo\s+)?(dicen|mencionan)|"
-    r"(文档|资料|文中|材料|段落)(中)?(没有|未)(提到|提及|说明|包含|涉及)|没有(提到|提及|相关信息)|未提及",
-    re.IGNORECASE,
-)
 _STOPWORDS = frozenset({
     "the", "a", "an", "and", "or", "of", "to", "in", "on", "for", "with", "by", "from", "as", "at", "is", "are",
     "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "which", "who", "what", "when",
@@ -42,24 +29,6 @@ _STOPWORDS = frozenset({
 })
 _LATIN_TERM = re.compile(r"[0-9a-zà-ÿ]+(?:[.,\-][0-9a-zà-ÿ]+)*")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
-
-
-def is_refusal(text: str) -> bool:
-    """True when the answer opens by saying the documents lack the answer; a caveat after a real answer
-    ("... [1]. The documents do not mention its size.") is not a refusal."""
-    plain = _MARKER.sub("", text).strip()
-    spans = sentence_spans(plain)
-    first = plain[spans[0][0] : spans[0][1]] if spans else plain
-    if _REFUSAL.search(first):
-        return True
-    folded = first.casefold().rstrip(".。!！ ")
-    return bool(folded) and any(c.casefold().rstrip(".。!！ ") in folded for c in prompts.all_refusals())
-
-
-def defuse_fences(text: str) -> str:
-    """Untrusted text (a passage, its title, the question) as it may stand in the prompt: it can neither close
-    the <passage> fence it sits in nor open a fake one, in any spelling ("</PASSAGE >", "< passage")."""
-    return _FENCE_TAG.sub(r"‹\1", text)
 
 
 def clean_markers(text: str) -> str:

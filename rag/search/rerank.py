@@ -8,7 +8,7 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from .retrieve import Passage
+from rag.search.retrieve import Passage
 
 
 @cache

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from .conversation import conversation_prefix
-from .llm import ChatLLM
-from .retrieve import Passage
+from rag.conversation import conversation_prefix
+from rag.models.llm import ChatLLM
+from rag.search.retrieve import Passage
 
 _TEMPLATE_OVERHEAD_TOKENS = 64
 _JOINABLE_GAP = 2  # characters (a line break) between two passages that read as one

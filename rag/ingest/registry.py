@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import IndexCorruptError
+from rag.errors import IndexCorruptError
 
 SCHEMA_VERSION = "1"
 _SCHEMA = """

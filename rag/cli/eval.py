@@ -23,10 +23,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .evaluation import compare as comparing
-from .evaluation.metrics import format_value
-from .evaluation.questions import load_questions
-from .evaluation.runner import EvalRun, metric_table, run_eval
+from rag.cli.shared import err, open_pipeline, out
+from rag.evaluation import compare as comparing
+from rag.evaluation.metrics import format_value
+from rag.evaluation.questions import load_questions
+from rag.evaluation.runner import EvalRun, metric_table, run_eval
 
 DEFAULT_RUNS_DIR = Path("eval/runs")
 
@@ -52,8 +53,6 @@ def eval_command(
 ) -> None:
     """Score retrieval, answers, refusals, citations and latency on a question set, through the same
     pipeline as `rag ask`. `rag eval compare OUT_A OUT_B` shows what changed between two runs."""
-    from .cli import err, out
-
     if args[0] == "compare":
         if len(args) != 3:
             raise click.UsageError("usage: rag eval compare OUT_A OUT_B")
@@ -76,8 +75,6 @@ def eval_command(
 def _run(
     path: Path, top_k: int | None, out_dir: Path | None, retrieval_only: bool, limit: int | None, err: Console
 ) -> EvalRun:
-    from .cli import _pipeline  # here, not at the top: rag.cli imports this module to register the command
-
     # Validate the whole file before loading any model: a bad line should cost seconds, not a run.
     questions = load_questions(path)
     target = out_dir or DEFAULT_RUNS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -85,7 +82,7 @@ def _run(
         TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), console=err, transient=True,
     )
-    with _pipeline() as pipeline, bar:
+    with open_pipeline() as pipeline, bar:
         task = bar.add_task("starting", total=min(len(questions), limit or len(questions)))
 
         def progress(done: int, total: int, label: str) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from . import grounding
-from .chunking import sentence_spans
-from .retrieve import Passage
-from .text import detect_language
+from rag.answer import grounding
+from rag.ingest.chunking import sentence_spans
+from rag.ingest.text import detect_language
+from rag.search.retrieve import Passage
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 

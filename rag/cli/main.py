@@ -1,24 +1,24 @@
-"""The `rag` command: parse arguments, call the Pipeline, render. Expected failures print one line."""
+"""The `rag` command and its sub-commands: parse arguments, call the Pipeline, render. Expected failures print one
+line (caught here, in `main`, for every command)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .bench_cli import register_bench
-from .config import describe_settings, load_settings
-from .conversation import Turn
-from .errors import RagError
-from .eval_cli import register_eval
-from .pipeline import Pipeline
+from rag.cli.bench import register_bench
+from rag.cli.eval import register_eval
+from rag.cli.shared import err, open_pipeline, out, print_json, print_notices, state
+from rag.config import describe_settings, load_settings
+from rag.conversation import Turn
+from rag.errors import RagError
+from rag.pipeline import Pipeline
 
 app = typer.Typer(
     help="Ask questions about your documents and get answers with citations you can check, "
@@ -27,12 +27,6 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-# Piped output is read by programs and people alike: do not squeeze tables to 80 columns there.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-# soft_wrap: an error or a skipped file is one line, whatever the terminal width (programs read stderr too).
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-_state: dict[str, Any] = {"debug": False, "flags": {}, "config": None}
-
 TopK = Annotated[int | None, typer.Option("--top-k", "-k", help="Passages to retrieve (default: top_k setting).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 Files = Annotated[list[str] | None, typer.Option("--file", "-f", help="Only search these indexed files (repeatable).")]
@@ -52,26 +46,13 @@ def configure(
     offline: Annotated[bool | None, typer.Option("--offline", help="Never contact a model hub.")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
-    _state["debug"] = debug
-    _state["config"] = config
-    _state["flags"] = {
+    state["debug"] = debug
+    state["config"] = config
+    state["flags"] = {
         "corpus_dir": corpus_dir, "index_dir": index_dir, "qdrant_url": qdrant_url, "collection": collection,
         "embedding_model": embedding_model, "llm_model": llm_model, "llm_file": llm_file,
         "llm_base_url": llm_base_url, "offline": offline,
     }
-
-
-def _pipeline() -> Pipeline:
-    return Pipeline.from_settings(load_settings(_state["config"], **_state["flags"]))
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def _notices(pipeline: Pipeline) -> None:
-    for notice in pipeline.notices():
-        err.print(f"[yellow]note:[/] {escape(notice)}")
 
 
 @app.command()
@@ -83,13 +64,13 @@ def ingest(
     as_json: AsJson = False,
 ) -> None:
     """Add documents (.txt .md .pdf .docx .html) to the index. Unchanged files are skipped by hash."""
-    from .progress import RichProgress
+    from rag.cli.progress import RichProgress
 
-    with _pipeline() as pipeline, RichProgress(err, enabled=not as_json) as progress:
+    with open_pipeline() as pipeline, RichProgress(err, enabled=not as_json) as progress:
         report = pipeline.ingest(paths, prune=prune, rebuild=rebuild, progress=progress)
         notices = pipeline.notices()
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         for notice in [*notices, *report.notes]:
             err.print(f"[yellow]note:[/] {escape(notice)}")
@@ -101,11 +82,11 @@ def ingest(
 @app.command()
 def search(query: str, top_k: TopK = None, files: Files = None, as_json: AsJson = False) -> None:
     """Show the passages retrieval finds for QUERY (what the model would be given). No LLM."""
-    with _pipeline() as pipeline:
+    with open_pipeline() as pipeline:
         passages = pipeline.search(query, top_k, files)
-        _notices(pipeline)
+        print_notices(pipeline)
     if as_json:
-        _print_json([{k: v for k, v in p.to_dict().items() if k != "id"} for p in passages])
+        print_json([{k: v for k, v in p.to_dict().items() if k != "id"} for p in passages])
         return
     if not passages:
         out.print("No passages found.")
@@ -141,12 +122,12 @@ def _stream(stream: Any) -> Any:
 @app.command()
 def ask(question: str, top_k: TopK = None, files: Files = None, as_json: AsJson = False) -> None:
     """Answer QUESTION from the documents, streaming, with numbered citations."""
-    with _pipeline() as pipeline:
+    with open_pipeline() as pipeline:
         stream = pipeline.ask(question, top_k=top_k, files=files)
         if as_json:
-            _print_json(stream.result.to_dict())
+            print_json(stream.result.to_dict())
             return
-        _notices(pipeline)
+        print_notices(pipeline)
         answer = _stream(stream)
     _render_grounding(answer)
 
@@ -156,7 +137,7 @@ def chat(top_k: TopK = None, files: Files = None) -> None:
     """Talk with your documents in the terminal; follow-up questions use the conversation.
     Type /new to start over, /exit (or Ctrl-D) to leave."""
     history: list[Turn] = []
-    with _pipeline() as pipeline:
+    with open_pipeline() as pipeline:
         status = pipeline.status()
         out.print(f"rag chat — {len(status.documents)} documents, {status.chunks} passages. "
                   "/new starts over, /exit leaves.")
@@ -177,7 +158,7 @@ def chat(top_k: TopK = None, files: Files = None) -> None:
             try:
                 stream = pipeline.ask(question, history=history, top_k=top_k, files=files, conversation=True)
                 if not history:
-                    _notices(pipeline)
+                    print_notices(pipeline)
                 answer = _stream(stream)
             except KeyboardInterrupt:
                 out.print("\n(stopped)")
@@ -198,14 +179,14 @@ def serve(
     """Start the web UI, the HTTP API (OpenAI-compatible at /v1) and the embeddable widget (/widget.js)."""
     import uvicorn
 
-    from .server import create_app
+    from rag.server.app import create_app
 
-    settings = load_settings(_state["config"], **_state["flags"], host=host, port=port)
+    settings = load_settings(state["config"], **state["flags"], host=host, port=port)
     pipeline = Pipeline.from_settings(settings)
     url = f"http://{settings.host}:{settings.port}"
     pipeline.hold_index(f"rag serve (pid {os.getpid()}) at {url}")
     models = pipeline.warm_up()
-    _notices(pipeline)
+    print_notices(pipeline)
     app_ = create_app(pipeline)
     documents = sum(d.complete for d in pipeline.status().documents)
     out.print(f"rag is serving {documents} documents with {models['llm']}\n"
@@ -220,10 +201,10 @@ def serve(
 @app.command()
 def status(as_json: AsJson = False) -> None:
     """List the indexed documents, chunk counts, the embedding model and the index location and size."""
-    with _pipeline() as pipeline:
+    with open_pipeline() as pipeline:
         info = pipeline.status()
     if as_json:
-        _print_json(info.to_dict())
+        print_json(info.to_dict())
         return
     table = Table(box=None)
     table.add_column("file", no_wrap=True)
@@ -240,7 +221,7 @@ def status(as_json: AsJson = False) -> None:
 @app.command()
 def remove(files: Annotated[list[str], typer.Argument(help="Indexed file names, as `rag status` lists them.")]) -> None:
     """Remove documents from the index (the files themselves are not touched)."""
-    with _pipeline() as pipeline:
+    with open_pipeline() as pipeline:
         for file in files:
             pipeline.remove(file)
             out.print(f"removed {file}")
@@ -249,9 +230,9 @@ def remove(files: Annotated[list[str], typer.Argument(help="Indexed file names, 
 @app.command()
 def config() -> None:
     """Print the effective settings and where each value came from."""
-    settings = load_settings(_state["config"], **_state["flags"])
+    settings = load_settings(state["config"], **state["flags"])
     table = Table("setting", "value", "source", box=None)
-    for name, value, source in describe_settings(settings, _state["config"], **_state["flags"]):
+    for name, value, source in describe_settings(settings, state["config"], **state["flags"]):
         table.add_row(name, escape(value), source)
     out.print(table)
 
@@ -263,7 +244,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except RagError as exc:
-        if _state["debug"]:
+        if state["debug"]:
             raise
         err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)

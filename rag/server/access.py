@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from enum import IntEnum
 
-from .config import Settings
+from rag.config import Settings
 
 
 class Role(IntEnum):

@@ -15,9 +15,9 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
-from .embeddings import Embedder
-from .store import VectorStore
-from .store.hybrid import pool_size
+from rag.models.embeddings import Embedder
+from rag.store import VectorStore
+from rag.store.hybrid import pool_size
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-from .documents import SUPPORTED_SUFFIXES
-from .errors import DocumentError
+from rag.errors import DocumentError
+from rag.ingest.documents import SUPPORTED_SUFFIXES
 
 UPLOADS_DIR = "uploads"
 _UNSAFE = re.compile(r"[^\w.\- ]+")

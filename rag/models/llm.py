@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from .config import Settings
-from .errors import BackendUnavailableError, ModelError
-from .models import ModelRef, resolve_llm
+from rag.config import Settings
+from rag.errors import BackendUnavailableError, ModelError
+from rag.models.resolve import ModelRef, resolve_llm
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

@@ -11,14 +11,21 @@ from typing import Protocol
 
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 
-from .chunking import CHUNKER_VERSION, Chunk, chunk_text
-from .documents import DEFAULT_MAX_DOCUMENT_MB, SUPPORTED_SUFFIXES, Document, iter_files, read_document, sha256_of
-from .embeddings import Embedder
-from .errors import DocumentError
-from .lexical import LEXICAL_VERSION
-from .registry import DocumentRecord, Registry, now
-from .store import VectorStore
-from .text import printable
+from rag.errors import DocumentError
+from rag.ingest.chunking import CHUNKER_VERSION, Chunk, chunk_text
+from rag.ingest.documents import (
+    DEFAULT_MAX_DOCUMENT_MB,
+    SUPPORTED_SUFFIXES,
+    Document,
+    iter_files,
+    read_document,
+    sha256_of,
+)
+from rag.ingest.registry import DocumentRecord, Registry, now
+from rag.ingest.text import printable
+from rag.models.embeddings import Embedder
+from rag.store import VectorStore
+from rag.store.lexical import LEXICAL_VERSION
 
 # What the vectors in the store are; an index in another format is rebuilt, never mixed.
 INDEX_FORMAT = f"dense+sparse/lexical-v{LEXICAL_VERSION}"

@@ -10,9 +10,9 @@ from typing import Annotated
 
 import typer
 
-from .errors import RagError
+from rag.errors import RagError
 
-BENCH = Path(__file__).resolve().parents[1] / "eval" / "bench.py"
+BENCH = Path(__file__).resolve().parents[2] / "eval" / "bench.py"
 
 
 def register_bench(app: typer.Typer) -> None:

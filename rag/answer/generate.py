@@ -4,119 +4,35 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-from . import grounding, prompts
-from .conversation import Turn, conversation_prefix
-from .llm import ChatLLM, Message
-from .retrieve import Passage
-from .support import lexically_backed
-from .text import detect_language
+from rag import prompts
+from rag.answer import grounding
+from rag.answer.result import Answer, AnswerStream, Citation, Claim
+from rag.answer.support import lexically_backed
+from rag.conversation import Turn, conversation_prefix
+from rag.ingest.text import detect_language
+from rag.models.llm import ChatLLM, Message
+from rag.search.retrieve import Passage
 
 _SOURCE_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
-@dataclass(frozen=True)
-class Citation:
-    number: int
-    file: str
-    title: str
-    start: int
-    end: int
-    text: str
-    score: float
-    attributed: bool = False
-    verified: bool = True  # every sentence citing it is backed by the passage (numbers and content words)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A sentence of the answer, by character offsets into `Answer.answer`."""
-
-    start: int
-    end: int
-    text: str
-
-
-@dataclass
-class Answer:
-    question: str
-    standalone_question: str
-    answer: str
-    raw_answer: str
-    refused: bool
-    question_lang: str
-    answer_lang: str
-    citations: list[Citation]
-    passages: list[Passage]  # everything retrieved, in rank order
-    context: list[Passage]  # what the model was given, numbered from 1 (neighbours merged)
-    used_passages: int
-    relevance: dict[str, float | bool | None]  # best dense cosine, the gate's threshold, whether it refused
-    invalid_citations: list[int]
-    timings: dict[str, float]
-    models: dict[str, str]
-    notices: list[str] = field(default_factory=list)
-    unsupported: list[Claim] = field(default_factory=list)  # claims no passage backs: shown with a warning
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["context"] = [{**p.to_dict(), "number": i + 1} for i, p in enumerate(self.context)]
-        data["passages"] = [{**p.to_dict(), "number": self._number_of(p)} for p in self.passages]
-        return data
-
-    def _number_of(self, passage: Passage) -> int | None:
-        """The number under which a retrieved passage reached the model (inside a merged one), if it did."""
-        for i, given in enumerate(self.context):
-            if given.file == passage.file and given.start <= passage.start and passage.end <= given.end:
-                return i + 1
-        return None
-
-
-class AnswerStream:
-    """Iterate to receive the answer text as it is generated; `result` holds the finished Answer."""
-
-    def __init__(self, run: Callable[[AnswerStream], Iterator[str]]) -> None:
-        self._result: Answer | None = None
-        self.cancelled = threading.Event()
-        self._chunks = run(self)
-
-    def __iter__(self) -> Iterator[str]:
-        yield from self._chunks
-
-    def cancel(self) -> None:
-        """Stop generating (a Stop button, a closed tab); safe from any thread. The answer so far is kept."""
-        self.cancelled.set()
-
-    @property
-    def result(self) -> Answer:
-        if self._result is None:
-            for _ in self._chunks:
-                pass
-        assert self._result is not None
-        return self._result
-
-    def finish(self, answer: Answer) -> None:
-        self._result = answer
-
-
 def prompt_passage_text(text: str) -> str:
     # The source's own reference markers ("[5]") must not read as our citation numbers, nor its tags as our fence.
-    return grounding.defuse_fences(_SOURCE_MARKER.sub("", text))
+    return prompts.defuse_fences(_SOURCE_MARKER.sub("", text))
 
 
 def build_messages(question: str, lang: str, passages: Sequence[Passage], history: Sequence[Turn]) -> list[Message]:
     blocks = "\n".join(
         prompts.template("passage").format(
-            number=i + 1, title=grounding.defuse_fences(p.title.replace('"', "'")), text=prompt_passage_text(p.text)
+            number=i + 1, title=prompts.defuse_fences(p.title.replace('"', "'")), text=prompt_passage_text(p.text)
         )
         for i, p in enumerate(passages)
     )
     return [*conversation_prefix(lang, history), {"role": "user", "content": prompts.template("qa_user").format(
-        passages=blocks, question=grounding.defuse_fences(question))}]
+        passages=blocks, question=prompts.defuse_fences(question))}]
 
 
 def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int = 150) -> Iterator[str]:
@@ -136,7 +52,7 @@ def finish_answer(
 ) -> tuple[str, bool, list[Citation], list[Claim]]:
     """The answer as shown, whether it is a refusal, its citations (attributed ones marked) and the claims that
     no passage backs (`backs`: whether a passage backs a sentence)."""
-    refused = grounding.is_refusal(raw)
+    refused = prompts.is_refusal(raw)
     text = grounding.clean_markers(visible).strip()
     if refused:
         return grounding.clean_markers(_SOURCE_MARKER.sub("", text)).strip(), True, [], []
@@ -215,20 +131,25 @@ def generate(
         yield refusal
     raw_text, visible = "".join(raw_parts), "".join(visible_parts)
     text, refused, citations, unsupported = finish_answer(raw_text, visible, used, standalone, backs)
-    end = time.perf_counter()
-    generated = len(raw_parts) if used else 0
-    timings.update(
-        ttft_ms=round(((first_at or end) - started) * 1000, 1),
-        total_ms=round((end - started) * 1000, 1),
-        generated_tokens=generated,
-        tokens_per_s=round((generated - 1) / (last_at - first_at), 1) if generated > 1 and last_at > first_at else 0.0,
-    )
+    timings.update(stream_timings(started, first_at, last_at, len(raw_parts) if used else 0))
     stream.finish(Answer(
         question=question, standalone_question=standalone, answer=text, raw_answer=raw_text, refused=refused,
         question_lang=lang, answer_lang=detect_language(text, hint=lang), citations=citations, passages=passages,
         context=list(used), used_passages=len(used), relevance=relevance, invalid_citations=invalid,
         timings=timings, models=models, notices=notices, unsupported=unsupported,
     ))
+
+
+def stream_timings(started: float, first_at: float, last_at: float, generated: int) -> dict[str, float]:
+    """Time to first token and the whole answer from `started`, and the generation rate between first and last."""
+    end = time.perf_counter()
+    return {
+        "ttft_ms": round(((first_at or end) - started) * 1000, 1),
+        "total_ms": round((end - started) * 1000, 1),
+        "generated_tokens": generated,
+        "tokens_per_s": round((generated - 1) / (last_at - first_at), 1)
+        if generated > 1 and last_at > first_at else 0.0,
+    }
 
 
 def relevance_gate(passages: Sequence[Passage], threshold: float | None) -> dict[str, float | bool | None]:

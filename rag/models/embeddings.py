@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .models import ModelRef
+from rag.models.resolve import ModelRef
 
 # e5-style models need prefixes but older checkpoints do not declare them in their config.
 _KNOWN_PREFIXES = {"e5": ("query: ", "passage: ")}

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from . import prompts
-from .conversation import clean_rewrite
-from .llm import ChatLLM
-from .models import PACKAGED_LLM_ID
-from .retrieve import QueryForm
+from rag import prompts
+from rag.models.llm import ChatLLM
+from rag.models.resolve import PACKAGED_LLM_ID
+from rag.search.follow_ups import clean_rewrite
+from rag.search.retrieve import QueryForm
 
 _CACHE_ENTRIES = 512
 # LLMs whose translations were measured to do more harm than good, so `auto` does not use them: with

@@ -1,0 +1,1 @@
+"""The command line (`rag`, `rag eval`, `rag bench`): parse arguments, call the Pipeline, print the result."""
