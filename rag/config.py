@@ -77,7 +77,24 @@ class Settings(BaseSettings):
         "in meaning to the question takes the last place shown when its dense cosine beats a shown passage's (the "
         "lexical side only matches the question's own language). Off = rank by the fused score alone.",
     )
-    context_tokens: int = Field(1500, ge=64, description="Most LLM tokens of passages in one prompt.")
+    context_tokens: int = Field(
+        1500, ge=64, description="Most LLM tokens of evidence in one prompt (the budget sized by ttft_target_s "
+        "is usually smaller).")
+    evidence_pool: int = Field(
+        8, ge=1, le=100, description="Retrieved passages whose sentences compete to be the evidence (at least "
+        "top_k).")
+    ttft_target_s: float = Field(
+        3.0, gt=0, description="Time to first token to aim for: the evidence given to the model is sized by the "
+        "model's measured prompt speed to stay near it (at least min_evidence_sentences sentences).")
+    min_evidence_sentences: int = Field(3, ge=1, le=20, description="Evidence sentences given however slow the model.")
+    answer_mode: Literal["auto", "generate", "extractive"] = Field(
+        "auto", description="generate = the LLM writes the answer from the evidence; extractive = the best evidence "
+        "sentences, quoted and cited, without the LLM (instant, always grounded); auto = extractive with models "
+        "measured too weak to answer (the offline SmolLM2-135M), generate with the others.")
+    grounding: Literal["strict", "flag"] = Field(
+        "strict", description="strict = a generated sentence no evidence backs is not part of the answer: it is shown "
+        "apart, marked, and with nothing backed left the answer is a refusal with the closest evidence; flag = keep "
+        "such sentences in the answer and mark them.")
     reranker_model: str = Field(
         "", description="sentence-transformers CrossEncoder (hub id or folder) that re-ranks candidates; empty = off."
     )

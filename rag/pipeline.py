@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from rag.answer import generate as answering
-from rag.answer.context import fit_passages, merge_neighbours, question_budget
+from rag.answer.compose import Composer, Question, answer_mode
+from rag.answer.context import question_budget
+from rag.answer.generate import relevance_gate
 from rag.answer.prefill import Prefiller
 from rag.answer.result import AnswerStream
 from rag.answer.support import SupportJudge
@@ -51,6 +52,7 @@ class Pipeline:
         # Index reads and writes from several threads (a server) take turns; generation does not hold this.
         self._index = threading.RLock()
         self._prefiller = Prefiller()
+        self._composer: Composer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -262,12 +264,15 @@ class Pipeline:
         files: Sequence[str] | None = None, *, conversation: bool = False,
     ) -> AnswerStream:
         """`conversation`: a chat that will likely go on. After the answer, the model reads the conversation so
-        far while the user types, so the next turn evaluates only its own passages and question."""
+        far while the user types, so the next turn evaluates only its own evidence and question."""
         question = question.strip()
         if not question:
             raise RagError("the question is empty", "type a question")
         self._require_index()
         llm, embedder = self.llm, self.embedder  # loaded once; not part of this question's latency
+        mode = answer_mode(self.settings.answer_mode, llm.name)
+        if mode == "generate" and hasattr(llm, "prompt_tokens_per_s"):
+            llm.prompt_tokens_per_s()  # measured once, with the model's load
         started = time.perf_counter()
         lang = detect_language(question)
         timings: dict[str, float] = {}
@@ -276,32 +281,33 @@ class Pipeline:
         standalone, context = follow_up_query(llm, question, lang, turns, self.settings.follow_ups, timings)
         forms = self.query_forms(standalone, lang, timings)  # remembered: the search below asks no second time
         t = time.perf_counter()
-        passages = self.search(standalone, top_k, files, lang, context)
+        pool = max(top_k or self.settings.top_k, self.settings.evidence_pool)
+        passages = self.search(standalone, pool, files, lang, context)
         timings["retrieval_ms"] = round((time.perf_counter() - t) * 1000, 1)
-        if standalone != question:  # a rewrite: the passages' share depends on its length
-            budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, standalone)
         # Only the question's own cosines are trusted to refuse: a poor translation scores low whether or not the
         # documents answer it (a weak translator made the gate refuse half of the answerable German questions).
         threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang) \
             if forms[0].mode != "lexical" else None
-        relevance = answering.relevance_gate(passages, threshold)
-        # Below the gate the documents do not hold the answer: refuse without spending the model's time.
-        merged = [] if relevance["gated"] else merge_neighbours(passages, self.document_text)
-        used = fit_passages(merged, budget.passage_tokens, llm.count_tokens)
         models = {"llm": llm.name, "embedding": embedder.name,
                   **({"reranker": self._reranker.name} if self._reranker else {})}
 
-        def run(stream: AnswerStream) -> Iterator[str]:
-            yield from answering.generate(
-                stream, question=question, standalone=standalone, lang=lang, passages=passages, used=used,
-                history=turns, relevance=relevance, llm=llm, max_tokens=budget.max_tokens,
-                temperature=self.settings.temperature, timings=timings, models=models, notices=self.notices(),
-                started=started, backs=self._support_judge(),
-            )
-            if conversation:
+        def after(stream: AnswerStream) -> None:
+            if conversation and mode == "generate":
                 self._prefiller.start(llm, lang, [*turns, Turn(question, stream.result.answer)], budget.history_tokens)
 
-        return AnswerStream(run)
+        return self.composer.stream(
+            Question(question, standalone, lang, turns, started), passages, relevance_gate(passages, threshold),
+            llm, mode=mode, max_tokens=budget.max_tokens, window_tokens=budget.passage_tokens, timings=timings,
+            models=models, notices=self.notices(), document_text=self.document_text, judge=self._support_judge(),
+            after=after)
+
+    @property
+    def composer(self) -> Composer:
+        embedder = self.embedder  # takes the build lock itself
+        with self._build:
+            if self._composer is None:
+                self._composer = Composer(self.settings, embedder.embed_passages, embedder.embed_query)
+            return self._composer
 
     def _support_judge(self) -> SupportJudge:
         """Judges by meaning across languages only with an embedder that reads any language and a calibration."""

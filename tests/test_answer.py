@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -22,8 +23,9 @@ def read_in_background(stream) -> tuple[threading.Thread, list[str]]:  # type: i
 
 
 def test_first_token_arrives_before_generation_ends(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    """grounding = "flag" streams token by token; "strict" a sentence at a time (see the next test)."""
     llm = scripted_llm(["Alibaba released Qwen-7B first [1] in August 2023."], block_after=3)
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         reader, received = read_in_background(pipeline.ask(QUESTION))
         assert llm.reached_gate.wait(30)
         assert "".join(received).startswith("Alibaba released Qwen-7B")  # streamed while the model is blocked
@@ -32,9 +34,25 @@ def test_first_token_arrives_before_generation_ends(ingested: Settings, scripted
         assert "".join(received) == "Alibaba released Qwen-7B first [1] in August 2023."
 
 
+def test_a_strict_answer_streams_each_backed_sentence_before_generation_ends(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
+    first = "Alibaba released its first open-source model, Qwen-7B, in August 2023."
+    llm = scripted_llm([f"{first} It was trained on Mars by 400 engineers."], block_after=14)
+    with Pipeline(ingested, llm=llm) as pipeline:
+        reader, received = read_in_background(pipeline.ask(QUESTION))
+        assert llm.reached_gate.wait(30)
+        for _ in range(200):  # the first sentence is released while the model is still blocked
+            if received:
+                break
+            time.sleep(0.05)
+        assert "".join(received).startswith(first.rstrip(".")) and "Mars" not in "".join(received)
+        llm.gate.set()
+        reader.join(30)
+        assert "Mars" not in "".join(received)  # held apart, never shown as part of the answer
+
+
 def test_answer_json_shape_and_citation_offsets(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     llm = scripted_llm(["Qwen-7B was first [1]. It came in 2023 [1][9]."])
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         result = pipeline.ask(QUESTION).result
         data = result.to_dict()
         for key in ("answer", "refused", "answer_lang", "citations", "passages", "timings", "models"):
@@ -46,20 +64,24 @@ def test_answer_json_shape_and_citation_offsets(ingested: Settings, scripted_llm
         for c in data["citations"]:
             assert pipeline.document_text(c["file"])[c["start"] : c["end"]] == c["text"]
             assert {"file", "title", "start", "end", "text", "score"} <= set(c)
-        assert len(data["passages"]) == ingested.top_k
-        assert 1 <= len(data["context"]) <= ingested.top_k  # neighbours merge into one passage
-        assert {"retrieval_ms", "ttft_ms", "total_ms", "generated_tokens", "tokens_per_s"} <= set(data["timings"])
+        assert len(data["passages"]) == ingested.evidence_pool  # the candidates the evidence was chosen from
+        assert 1 <= len(data["context"]) <= 8 and data["evidence"] == data["context"]
+        for e in data["evidence"]:
+            assert pipeline.document_text(e["file"])[e["start"] : e["end"]] == e["text"]
+        assert {"retrieval_ms", "ttft_ms", "total_ms", "generated_tokens", "tokens_per_s", "prompt_tokens",
+                "evidence_ms", "evidence_budget_tokens"} <= set(data["timings"])
+        assert data["answer_mode"] == "generated" and data["grounding"] == "flag"
         assert data["models"] == {"llm": "scripted", "embedding": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 def test_prompt_numbers_passages_fences_them_and_uses_the_template(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     # The first call translates the question for the English-only test embedder; the answer is asked as asked.
     llm = scripted_llm(["What did Joe Tsai say about open source?", "ok"])
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         assert pipeline.ask("Was sagte Joe Tsai über Open Source?").result.answer == "ok"
     system, user = llm.calls[1][0]["content"], llm.calls[1][-1]["content"]
     assert "untrusted" in system and "German" in system and "Die Dokumente sagen dazu nichts." in system
-    assert '<passage number="1"' in user and '<passage number="2"' in user
+    assert '<passage source="' in user and "\n[1] " in user and "\n[2] " in user  # numbered sentences
     assert user.rstrip().endswith("Question: Was sagte Joe Tsai über Open Source?")
 
 
@@ -76,7 +98,7 @@ def test_rag_adds_no_citation_that_its_own_check_rejects(ingested: Settings, scr
     """An uncited sentence with a number no passage holds: attributing it would show a source marked
     unverified; it is flagged as a claim no passage backs instead."""
     llm = scripted_llm(["Alibaba released its first open-source model, Qwen-7B, in August 1999."])
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         result = pipeline.ask(QUESTION).result
     assert result.citations == [] and "[" not in result.answer
     assert [claim.text for claim in result.unsupported] == [result.answer]
@@ -84,9 +106,11 @@ def test_rag_adds_no_citation_that_its_own_check_rejects(ingested: Settings, scr
 
 def test_refusal_is_detected_and_cites_nothing(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     llm = scripted_llm(["The documents don't say [2]."])
-    with Pipeline(ingested, llm=llm) as pipeline:
-        result = pipeline.ask("What is the capital of Peru?").result
-    assert result.refused and result.citations == [] and result.answer == "The documents don't say."
+    with Pipeline(ingested.model_copy(update={"relevance_threshold": 0.0}), llm=llm) as pipeline:
+        result = pipeline.ask(QUESTION).result
+    # The model's refusal stands, followed by the closest evidence, quoted and cited: never the model's [2].
+    assert result.refused and result.answer.startswith("The documents don't say. The closest the documents come:")
+    assert [c.number for c in result.citations] == [int(result.answer.rsplit("[", 1)[1].rstrip("]"))]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +147,7 @@ def test_history_is_trimmed_to_fit_the_context(ingested: Settings, scripted_llm)
 
 def test_cancel_stops_generation_and_keeps_the_partial_answer(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     llm = scripted_llm(["Qwen-7B was first " + "and more " * 200], block_after=3)
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         stream = pipeline.ask(QUESTION)
         reader, received = read_in_background(stream)
         assert llm.reached_gate.wait(30)
@@ -134,24 +158,9 @@ def test_cancel_stops_generation_and_keeps_the_partial_answer(ingested: Settings
         assert stream.result.answer.startswith("Qwen-7B was first") and len(received) < 10
 
 
-def test_neighbouring_passages_are_merged_with_exact_offsets() -> None:
-    from rag.answer.context import merge_neighbours
-    from rag.search.retrieve import Passage
-
-    doc = "First sentence here. Second sentence here. Third one.\nFourth line far away."
-    def p(start: int, end: int, score: float, file: str = "a.txt") -> Passage:
-        return Passage(id=f"{file}{start}", file=file, title="A", start=start, end=end, text=doc[start:end],
-                       score=score)
-
-    merged = merge_neighbours([p(21, 42, 0.9), p(0, 20, 0.5), p(54, 75, 0.4), p(0, 20, 0.3, "b.txt"),
-                               p(25, 30, 0.2)], lambda file: doc)
-    assert [(m.file, m.start, m.end) for m in merged] == [("a.txt", 0, 42), ("a.txt", 54, 75), ("b.txt", 0, 20)]
-    assert merged[0].text == doc[0:42] and merged[0].score == 0.9
-
-
 def test_unsupported_citation_is_flagged(ingested: Settings, scripted_llm) -> None:  # type: ignore[no-untyped-def]
     llm = scripted_llm(["Qwen-7B was released in 1999 [1]."])
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         result = pipeline.ask(QUESTION).result
     assert result.citations and result.citations[0].verified is False
     assert result.to_dict()["citations"][0]["verified"] is False
@@ -180,7 +189,7 @@ def test_a_claim_no_passage_backs_is_flagged_in_json_and_ui(ingested: Settings, 
     from ui import render
 
     llm = scripted_llm(["Alibaba's first open-source model was Qwen-7B [1]. Alibaba also sells rockets to Mars."])
-    with Pipeline(ingested, llm=llm) as pipeline:
+    with Pipeline(ingested.model_copy(update={"grounding": "flag"}), llm=llm) as pipeline:
         result = pipeline.ask(QUESTION).result
     assert [claim.text for claim in result.unsupported] == ["Alibaba also sells rockets to Mars."]
     claim = result.to_dict()["unsupported"][0]

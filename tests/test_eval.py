@@ -285,7 +285,7 @@ def test_scripted_run_scores_the_raw_citations(ingested: Settings, scripted_llm:
     assert first["scores"]["citations_removed"] == 1 and first["passed"]["answer"] is True
     assert second["refused"] is True and second["passed"]["refusal"] is True
     assert run.summary["overall"]["citation_valid"] == 0.5 and run.summary["overall"]["citation_removed"] == 0.5
-    assert len(first["retrieved"]) == 3
+    assert len(first["retrieved"]) == ingested.evidence_pool  # the candidates the evidence was chosen from
 
 
 def test_real_run_writes_records_summary_report_and_plots(ingested: Settings, tmp_path: Path) -> None:

@@ -72,9 +72,8 @@ class ChatHandlers:
         finally:
             stream.cancel()  # Stop button or a closed tab: free the model at once
         result = stream.result.to_dict()
-        turns[-1] = {"question": question, "answer": result["answer"], "refused": result["refused"],
-                     "citations": result["citations"], "context": result["context"],
-                     "unsupported": result["unsupported"]}
+        turns[-1] = {"question": question, **{key: result[key] for key in (
+            "answer", "refused", "citations", "context", "unsupported", "grounding", "answer_mode")}}
         yield render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns
 
     def open_citation(self, turns: Turns, event: gr.EventData) -> tuple[str, Any]:

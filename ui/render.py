@@ -50,45 +50,60 @@ def _with_unsupported_marked(text: str, turn: int, numbers: set[int], claims: Se
 
 def conversation(turns: Sequence[Mapping[str, Any]]) -> str:
     if not turns:
-        return ('<div class="rag-empty">Ask a question about your documents. Answers cite their passages as '
-                "[1], [2] … — click a number to read the passage in its document.</div>")
+        return ('<div class="rag-empty">Ask a question about your documents. Answers cite their evidence as '
+                "[1], [2] … — click a number to read the sentence in its document.</div>")
     parts = []
     for index, turn in enumerate(turns):
         numbers = {int(c["number"]) for c in turn.get("citations", [])}
         answer = turn.get("answer") or "…"
-        status = ' <span class="rag-badge">refused</span>' if turn.get("refused") else ""
-        body = _with_unsupported_marked(answer, index, numbers, turn.get("unsupported") or [])
+        badges = {"refused": "refused", "extractive": "quoted from the documents"}
+        mode = "refused" if turn.get("refused") else turn.get("answer_mode", "")
+        status = f' <span class="rag-badge">{badges[mode]}</span>' if mode in badges else ""
+        claims = turn.get("unsupported") or []
+        apart = turn.get("grounding") == "strict"
+        body = _with_citation_links(answer, index, numbers) if apart \
+            else _with_unsupported_marked(answer, index, numbers, claims)
         parts.append(
             f'<div class="rag-turn"><div class="rag-q">{escape(turn["question"])}</div>'
-            f'<div class="rag-a">{body}{status}</div></div>'
+            f'<div class="rag-a">{body}{status}</div>{_shown_apart(claims) if apart else ""}</div>'
         )
     return "".join(parts)
 
 
+def _shown_apart(claims: Sequence[Mapping[str, Any]]) -> str:
+    """What the model wrote that no evidence backs: under the answer, marked, never as part of it."""
+    if not claims:
+        return ""
+    items = "".join(f"<li>{escape(str(c['text']))}</li>" for c in claims)
+    return (f'<div class="rag-apart" title="No evidence backs these sentences">⚠ Not in the documents:'
+            f"<ul>{items}</ul></div>")
+
+
 def sources(turn_index: int, turn: Mapping[str, Any] | None) -> str:
     if not turn or not turn.get("context"):
-        return '<div class="rag-empty">The passages behind the latest answer appear here.</div>'
+        return '<div class="rag-empty">The evidence behind the latest answer appears here.</div>'
     cited = {int(c["number"]): c for c in turn.get("citations", [])}
     rows = []
-    for passage in turn["context"]:
-        number = passage["number"]
-        mark = "cited" if number in cited else "given to the model"
+    for item in turn["context"]:
+        number = item["number"]
+        mark = "cited" if number in cited else "evidence"
         if cited.get(number, {}).get("attributed"):
             mark = "cited by attribution"
         if number in cited and not cited[number].get("verified", True):
-            mark += " · ⚠ not verified: the passage does not back the sentence"
-        snippet = passage["text"][:280] + ("…" if len(passage["text"]) > 280 else "")
+            mark += " · ⚠ not verified: the sentence does not back the answer"
+        snippet = item["text"][:400] + ("…" if len(item["text"]) > 400 else "")
+        when = f" · {escape(item['date'])}" if item.get("date") else ""
         rows.append(
             f'<div class="rag-source"><a href="#" class="rag-cite" data-turn="{turn_index}" data-n="{number}">'
-            f"[{number}]</a> <b>{escape(passage['title'])}</b> <span class=\"rag-meta\">{escape(passage['file'])}"
-            f" · {passage['start']}–{passage['end']} · score {passage['score']:.3f} · {mark}</span>"
+            f"[{number}]</a> <b>{escape(item['title'])}</b> <span class=\"rag-meta\">{escape(item['file'])}{when}"
+            f" · {item['start']}–{item['end']} · score {item['score']:.3f} · {mark}</span>"
             f'<div class="rag-snippet">{escape(snippet)}</div></div>'
         )
     return "".join(rows)
 
 
 def passage_in_document(passage: Mapping[str, Any], document: str) -> str:
-    """The whole document, escaped, with the passage highlighted (and scrolled to by the page script)."""
+    """The whole document, escaped, with the cited sentence(s) highlighted (and scrolled to by the page script)."""
     start, end = int(passage["start"]), int(passage["end"])
     return (
         f'<div class="rag-doc-head"><b>{escape(passage["title"])}</b><br><span class="rag-meta">'
@@ -116,6 +131,8 @@ CSS = """
 .rag-a { line-height: 1.55; }
 .rag-cite { text-decoration: none; font-weight: 600; padding: 0 1px; }
 .rag-unsupported { text-decoration: underline dotted #b45309; text-underline-offset: 3px; }
+.rag-apart { margin-top: .4em; font-size: .88em; color: #92400e; }
+.rag-apart ul { margin: .2em 0 0 1.2em; padding: 0; }
 .rag-badge { font-size: .75em; border: 1px solid currentColor; border-radius: 4px; padding: 0 4px; opacity: .7; }
 .rag-source { margin-bottom: .9em; }
 .rag-meta { opacity: .7; font-size: .85em; }

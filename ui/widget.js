@@ -64,6 +64,7 @@
     '.rag-widget-passage-close { border: 0; background: transparent; color: #667085; font-size: 16px;',
     '  line-height: 1; padding: 0 2px; }',
     '.rag-widget-passage-file { color: #667085; font-size: 12px; overflow-wrap: anywhere; }',
+    '.rag-widget-mark { background: #ffe58f; color: #111; padding: 0 1px; }',
     '.rag-widget-passage-text { margin-top: 4px; white-space: pre-wrap; overflow-wrap: anywhere;',
     '  max-height: 220px; overflow-y: auto; }',
     '.rag-widget-status { min-height: 0; padding: 0 12px; color: #b42318; font-size: 13px; white-space: nowrap;',
@@ -215,11 +216,27 @@
     head.appendChild(close);
     box.appendChild(head);
     box.appendChild(el('div', { 'class': 'rag-widget-passage-file' }, citation.file || ''));
-    box.appendChild(el('div', { 'class': 'rag-widget-passage-text' }, citation.text || ''));
+    box.appendChild(passageText(citation));
     box.setAttribute('data-n', String(citation.number));
     box.hidden = false;
     marker.setAttribute('aria-expanded', 'true');
     box.scrollIntoView({ block: 'nearest' });
+  }
+
+  /** The cited passage as text, with exactly the cited sentence(s) in a <mark> (offsets are the document's). */
+  function passageText(citation) {
+    var node = el('div', { 'class': 'rag-widget-passage-text' });
+    var passage = typeof citation.passage_text === 'string' ? citation.passage_text : '';
+    var from = Number(citation.start) - Number(citation.passage_start);
+    var to = Number(citation.end) - Number(citation.passage_start);
+    if (!passage || !(from >= 0 && to <= passage.length && from < to)) {
+      node.appendChild(el('mark', { 'class': 'rag-widget-mark' }, citation.text || ''));
+      return node;
+    }
+    node.appendChild(document.createTextNode(passage.slice(0, from)));
+    node.appendChild(el('mark', { 'class': 'rag-widget-mark' }, passage.slice(from, to)));
+    node.appendChild(document.createTextNode(passage.slice(to)));
+    return node;
   }
 
   /** The final answer: text nodes, with each [n] that names a returned citation as a button. */
@@ -256,7 +273,8 @@
     unsupported.forEach(function (claim) {
       if (claim && typeof claim.text === 'string') {
         turn.node.insertBefore(el('div', { 'class': 'rag-widget-unsupported', title: 'No passage backs this sentence' },
-          '\u26a0 not backed by any passage: ' + claim.text), box);
+          (result.grounding === 'strict' ? '\u26a0 not in the documents: ' : '\u26a0 not backed by any passage: ') +
+          claim.text), box);
       }
     });
   }

@@ -96,19 +96,22 @@ def search(query: str, top_k: TopK = None, files: Files = None, as_json: AsJson 
 
 
 def _render_grounding(answer: Any) -> None:
-    """Below the streamed answer: the claims no passage backs, then the sources."""
+    """Below the streamed answer: what no evidence backs, then the cited sentences and where they stand."""
     if answer.unsupported:
-        out.print(f"\n[yellow]⚠ not backed by any passage ({len(answer.unsupported)}):[/]")
+        label = "not in the documents" if answer.grounding == "strict" else "⚠ not backed by any passage"
+        out.print(f"\n[yellow]{label} ({len(answer.unsupported)}):[/]")
         for claim in answer.unsupported:
             out.print(f"  [yellow]•[/] {escape(claim.text)}")
+    if answer.answer_mode == "extractive":
+        out.print("[dim](quoted from the documents; no model wrote this answer)[/]")
     if not answer.citations:
         return
     out.print("\n[bold]Sources[/]")
     for c in answer.citations:
         mark = (" (attributed)" if c.attributed else "") + ("" if c.verified else " [yellow](unverified)[/]")
-        snippet = c.text[:200] + ("…" if len(c.text) > 200 else "")
-        out.print(f"[bold][{c.number}][/] [cyan]{escape(c.title)}[/] — {escape(c.file)} "
-                  f"[{c.start}:{c.end}]{mark}\n    {escape(snippet)}")
+        when = f" · {c.date}" if c.date else ""
+        out.print(f"[bold][{c.number}][/] [cyan]{escape(c.title)}[/]{when} — {escape(c.file)} "
+                  f"[{c.start}:{c.end}]{mark}\n    {escape(' '.join(c.text.split()))}")
 
 
 def _stream(stream: Any) -> Any:

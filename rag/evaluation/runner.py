@@ -108,11 +108,14 @@ def build_record(
     question: Question, passages: Sequence[Passage], answer: Answer | None, timings: dict[str, float], k: int
 ) -> dict[str, Any]:
     used = answer.used_passages if answer else 0
+    given = {e.passage_id for e in answer.evidence} if answer else set()
     retrieved = [
         {"rank": i, "file": p.file, "title": p.title, "start": p.start, "end": p.end,
-         "score": round(p.score, 4), "used": i <= used, "text": p.text}
+         "score": round(p.score, 4), "used": p.id in given, "text": p.text}
         for i, p in enumerate(passages, 1)
     ]
+    evidence = [{"number": e.number, "file": e.file, "start": e.start, "end": e.end, "score": e.score,
+                 "text": e.text} for e in answer.evidence] if answer else []
     answer_fields: dict[str, Any] | None = None
     if answer is not None:
         answer_fields = {
@@ -124,6 +127,7 @@ def build_record(
                            "text": c.text}
                           for c in answer.citations],
             "unsupported": [claim.text for claim in answer.unsupported],
+            "answer_mode": answer.answer_mode, "evidence": evidence,
         }
     scores = metrics.score_question(question.to_dict(), retrieved, k, answer_fields)
     return {
@@ -138,6 +142,9 @@ def build_record(
         "citations": [{name: v for name, v in c.items() if name != "text"}
                       for c in (answer_fields or {}).get("citations", [])],
         "used_passages": used, "invalid_citations": list(answer.invalid_citations) if answer else [],
+        "answer_mode": answer.answer_mode if answer else None, "evidence": evidence,
+        "unsupported": [claim.text for claim in answer.unsupported] if answer else [],
+        "coverage": answer.coverage if answer else None,
         "retrieved": retrieved, "timings": timings, "scores": scores, "passed": metrics.passed(scores),
     }
 

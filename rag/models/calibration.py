@@ -30,3 +30,20 @@ def support_threshold(embedding_model: str) -> float | None:
 @cache
 def _calibration() -> dict[str, dict[str, object]]:
     return tomllib.loads(resources.files(__package__).joinpath("calibration.toml").read_text(encoding="utf-8"))
+
+
+# LLMs measured too weak to answer from evidence, so answer_mode "auto" quotes the evidence instead: SmolLM2-135M
+# (the offline fallback) answered 23% of the bundled questions correctly when generating, against the
+# extractive answer's share in the same run (eval/README.md, "Answer modes").
+_TOO_WEAK_TO_ANSWER = frozenset({"HuggingFaceTB/SmolLM2-135M-Instruct"})
+
+
+def can_answer(llm_name: str) -> bool:
+    return llm_name not in _TOO_WEAK_TO_ANSWER
+
+
+def answerable_coverage() -> float | None:
+    """The least share of a question's (weighted) terms the evidence in its language must hold to be answered
+    (rag/answer/answerable.py); None when not calibrated."""
+    entry = _calibration().get("answerability") or {}
+    return float(entry["coverage"]) if "coverage" in entry else None

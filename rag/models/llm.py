@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,10 +29,31 @@ class ChatLLM(Protocol):
 
     def prefill(self, messages: list[Message]) -> int: ...
 
+    def prompt_tokens_per_s(self) -> float | None:
+        """How fast the model reads a prompt, measured (None while unknown): sizes the evidence."""
+        ...
+
 
 # Tokens between two looks at a waiting generation: smaller steps cost little (SmolLM2 prefilled 702 tokens in
 # 1.53 s in steps of 128, 1.54 s of 64, 1.63 s of 32) and bound how long a question waits.
 _PREFILL_STEP = 64
+# A prompt reading this many new tokens or more updates the measured prompt speed (shorter ones time mostly
+# the sampling of the first token).
+_RATE_MIN_TOKENS = 32
+_RATE_PROBE = "The quick brown fox jumps over the lazy dog while the committee reviews its annual report. " * 4
+
+
+class PromptRate:
+    """Prompt-reading speed in tokens/s: a first probe, then a moving average over real prompts."""
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+        self.last_prompt_tokens = 0
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        if tokens >= _RATE_MIN_TOKENS and seconds > 0:
+            rate = tokens / seconds
+            self.value = rate if self.value is None else 0.7 * self.value + 0.3 * rate
 
 
 class LlamaCppLLM:
@@ -62,6 +84,33 @@ class LlamaCppLLM:
         self._waiting = 0
         self._counting = threading.Lock()
         self._render = _conversation_renderer(self._llama)
+        self.rate = PromptRate()
+
+    def prompt_tokens_per_s(self) -> float | None:
+        """Measured once by reading a short probe into an empty cache (at load, or on the first question), then
+        updated by every answer's own prompt."""
+        if self.rate.value is None and self.lock.acquire(blocking=False):
+            try:
+                tokens = self._llama.tokenize(_RATE_PROBE.encode("utf-8"), add_bos=True)
+                self._llama.n_tokens = 0
+                started = time.perf_counter()
+                self._llama.eval(tokens)
+                self.rate.observe(len(tokens), time.perf_counter() - started)
+                self._llama.n_tokens = 0  # nothing of the probe may be taken for a cached prefix
+            finally:
+                self.lock.release()
+        return self.rate.value
+
+    def _new_tokens(self, messages: list[Message]) -> tuple[int, int]:
+        """(prompt tokens, of which not in the KV cache): what this prompt makes llama.cpp read."""
+        if self._render is None:
+            total = sum(self.count_tokens(m["content"]) + 4 for m in messages)
+            return total, total
+        tokens = self._render(messages)
+        cached = self._llama.input_ids[: self._llama.n_tokens]
+        shared = next((i for i, (a, b) in enumerate(zip(cached, tokens, strict=False)) if a != b),
+                      min(len(cached), len(tokens)))
+        return len(tokens), len(tokens) - shared
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
@@ -72,11 +121,18 @@ class LlamaCppLLM:
         with self.lock:
             with self._counting:
                 self._waiting -= 1
+            total, new = self._new_tokens(messages)
+            self.rate.last_prompt_tokens = total
+            started = time.perf_counter()
             stream = self._llama.create_chat_completion(
                 messages=messages, max_tokens=max_tokens, temperature=temperature, top_k=40, top_p=0.95,
                 repeat_penalty=1.1, seed=0, stream=True,
             )
+            first = True
             for chunk in stream:
+                if first:
+                    self.rate.observe(new, time.perf_counter() - started)
+                    first = False
                 delta = chunk["choices"][0]["delta"].get("content")
                 if delta:
                     yield delta
@@ -143,6 +199,11 @@ class OpenAICompatibleLLM:
             timeout=settings.request_timeout, max_retries=1,
         )
         self.name = settings.llm_name or self._first_model(settings.llm_base_url)
+        self.rate = PromptRate()
+
+    def prompt_tokens_per_s(self) -> float | None:
+        """Measured from the answers' time to first token (none before the first): a server's speed is its own."""
+        return self.rate.value
 
     def _first_model(self, url: str) -> str:
         try:
@@ -167,6 +228,9 @@ class OpenAICompatibleLLM:
 
     def stream_chat(self, messages: list[Message], max_tokens: int, temperature: float) -> Iterator[str]:
         produced = False
+        total = sum(self.count_tokens(m["content"]) + 4 for m in messages)
+        self.rate.last_prompt_tokens = total
+        started = time.perf_counter()
         try:
             stream = self._client.chat.completions.create(
                 model=self.name, messages=messages, max_tokens=max_tokens, temperature=temperature, seed=0,
@@ -174,6 +238,8 @@ class OpenAICompatibleLLM:
             )
             for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
+                    if not produced:  # a server caching the prefix reads faster than counted: the average adapts
+                        self.rate.observe(total, time.perf_counter() - started)
                     produced = True
                     yield chunk.choices[0].delta.content
         except self._openai.APIConnectionError as exc:
