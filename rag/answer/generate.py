@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -13,6 +15,7 @@ from rag.models.llm import Message
 from rag.search.retrieve import Passage
 
 _SOURCE_MARKER = re.compile(r"\[(\d{1,3})\]")
+_DONE = object()
 
 
 def prompt_passage_text(text: str) -> str:
@@ -48,6 +51,39 @@ def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int
         tail = text[-3 * max_period :]
         if any(tail.endswith(tail[-p:] * 3) for p in range(min_period, min(max_period, len(tail) // 3) + 1)):
             return
+
+
+def read_ahead(chunks: Iterator[str]) -> Iterator[str]:
+    """The model's tokens pulled on a thread of their own, so that checking the answer between tokens never
+    stalls generation (a grounding check took the rate to a fifth of raw llama.cpp's on the default model's
+    shape). When the reader stops early, generation stops after the token under way and the model is freed."""
+    pending: queue.Queue[object] = queue.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                pending.put(chunk)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # noqa: BLE001 - raised again on the reader's side
+            pending.put(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+            pending.put(_DONE)
+
+    worker = threading.Thread(target=produce, name="rag-generate", daemon=True)
+    worker.start()
+    try:
+        while (item := pending.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 def stream_timings(started: float, first_at: float, last_at: float, generated: int) -> dict[str, float]:

@@ -15,7 +15,7 @@ from rag.answer.answerable import Coverage
 from rag.answer.evidence import Evidence
 from rag.answer.extractive import extractive_answer, refusal_with_closest
 from rag.answer.gate import Gate
-from rag.answer.generate import build_messages, guard_repetition, stream_timings
+from rag.answer.generate import build_messages, guard_repetition, read_ahead, stream_timings
 from rag.answer.result import Answer, AnswerMode, AnswerStream, Citation, Claim
 from rag.conversation import Turn
 from rag.ingest.text import detect_language
@@ -109,10 +109,12 @@ def generated(stream: AnswerStream, prepared: Prepared, llm: ChatLLM, max_tokens
             raw_parts.append(chunk)
             yield chunk
 
+    tokens = read_ahead(recording(raw))  # the model's side runs on its own thread, timed there
     try:
-        yield from gate.run(grounding.filter_citation_stream(recording(raw), len(evidence), invalid))
+        yield from gate.run(grounding.filter_citation_stream(tokens, len(evidence), invalid))
     finally:
-        raw.close()  # frees the model at once when the reader stops early
+        tokens.close()  # stops generation when the reader stops early,
+        raw.close()  # and frees the model at once
     raw_text = "".join(raw_parts)
     prepared.timings.update(stream_timings(prepared.started, times[0], times[1], len(raw_parts)),
                             prompt_tokens=getattr(getattr(llm, "rate", None), "last_prompt_tokens", 0))

@@ -32,6 +32,7 @@ class SupportJudge:
         self._embed = embed if threshold is not None else None
         self._threshold = threshold or 0.0
         self._passage_vectors: dict[str, np.ndarray] = {}
+        self._sentence_vectors: dict[str, np.ndarray] = {}
 
     def __call__(self, sentence: str, passage: Passage) -> bool:
         if grounding.supported(sentence, passage.text):
@@ -41,8 +42,12 @@ class SupportJudge:
         passage_lang = detect_language(passage.text, hint=passage.lang or None)  # a chunk, not its document
         if detect_language(sentence, hint=passage_lang) == passage_lang:
             return False  # one language: the words have spoken
-        vector = self._embed([grounding.clean_markers(sentence)])[0]
-        return float(np.max(self._sentences_of(passage) @ vector)) >= self._threshold
+        return float(np.max(self._sentences_of(passage) @ self._vector_of(sentence))) >= self._threshold
+
+    def _vector_of(self, sentence: str) -> np.ndarray:
+        if sentence not in self._sentence_vectors:  # one sentence is judged against several passages
+            self._sentence_vectors[sentence] = self._embed([grounding.clean_markers(sentence)])[0]  # type: ignore[misc]
+        return self._sentence_vectors[sentence]
 
     def _sentences_of(self, passage: Passage) -> np.ndarray:
         if passage.id not in self._passage_vectors:

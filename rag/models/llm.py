@@ -92,6 +92,9 @@ class LlamaCppLLM:
         if self.rate.value is None and self.lock.acquire(blocking=False):
             try:
                 tokens = self._llama.tokenize(_RATE_PROBE.encode("utf-8"), add_bos=True)
+                # The first evaluation after loading pages the weights in: not part of the speed.
+                self._llama.n_tokens = 0
+                self._llama.eval(tokens[:4])
                 self._llama.n_tokens = 0
                 started = time.perf_counter()
                 self._llama.eval(tokens)
