@@ -8,10 +8,14 @@ Stages (each ratio is measured in the same run, so a busy machine shifts both si
   answer    `rag ask` TTFT and tokens/s vs raw llama-cpp-python on the same final prompt; overheads; follow-ups
             reusing the KV cache; a translation call in between with and without the state cache; RSS over many
             questions
+  shape     the default model's shape (a random-weight GGUF of Qwen2.5-1.5B-Instruct Q4_K_M, eval/qwen_shape.py):
+            `rag ask` TTFT and tokens/s, each question a fresh process, vs raw llama.cpp reading today's 1,500-token
+            context (the old prompt with 1,500 tokens of passages) from an empty KV cache
   scale     hybrid/dense p50/p95 (query embedding excluded), open time, RSS and disk at growing sizes, exact and
             after Edge's optimize()
   baseline  llama-index's default pipeline vs rag, end to end on the same corpus and models
-Outputs: a table here, OUT/bench.json, OUT/bench.md (the table in Markdown) and OUT/bench.png. Packaged models only.
+Outputs: a table here, OUT/bench.json, OUT/bench.md (the table in Markdown) and OUT/bench.png. Packaged models only
+(shape: a random-weight GGUF that eval/qwen_shape.py builds once and caches under .cache/test-models).
 """
 
 from __future__ import annotations
@@ -27,17 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the bench_* helpers 
 
 from bench_util import DEFAULT_DATA, ROOT, copy_seeds, machine, scifact_claims, write_scifact  # noqa: E402
 
-SECTIONS = ("ingest", "answer", "scale", "baseline")
+SECTIONS = ("ingest", "answer", "shape", "scale", "baseline")
 FULL = {"documents": 2000, "raw_sample": 600, "sizes": [1000, 10_000, 100_000], "optimize": [10_000, 100_000],
         "queries": 200, "questions": 2, "repeats": 2, "followups": 2, "max_tokens": 96, "context_tokens": 1500,
-        "memory_questions": 500, "baseline_documents": 200, "baseline_questions": 4}
+        "memory_questions": 500, "baseline_documents": 200, "baseline_questions": 4, "shape_questions": 3,
+        "shape_repeats": 2}
 QUICK = {"documents": 120, "raw_sample": 0, "sizes": [1000, 5000], "optimize": [], "queries": 40, "questions": 1,
          "repeats": 1, "followups": 1, "max_tokens": 32, "context_tokens": 500, "memory_questions": 100,
-         "baseline_documents": 0, "baseline_questions": 1}
+         "baseline_documents": 0, "baseline_questions": 1, "shape_questions": 1, "shape_repeats": 1}
 # Seed questions a user might ask; the follow-ups are whole questions and one that needs the history.
 QUESTIONS = ["Which model was Alibaba's first open-source model?", "In which city was the World Government Summit "
              "2025 held?", "When did Alibaba launch ModelScope, its open-source community?"]
 FOLLOWUPS = ["In which month and year did Alibaba release Qwen-7B?", "And who did Joe Tsai talk to there?"]
+# Each reaches the model ("What is ModelScope?" is refused before it: best cosine 0.833 < e5's gate 0.843).
+SHAPE_QUESTIONS = ["When did Alibaba release Qwen-7B?", "When did Alibaba launch ModelScope?",
+                   "What did Joe Tsai say about open source at the World Government Summit?"]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         sys.exit(f"unknown section(s): {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
     if {"ingest", "scale", "baseline"} & set(sections) and not (args.data / "corpus.jsonl").exists():
-        sys.exit(f"SciFact not found at {args.data}: pass --data, or --sections answer")
+        sys.exit(f"SciFact not found at {args.data}: pass --data, or --sections answer,shape")
     started = time.perf_counter()
     results: dict[str, Any] = {"machine": machine(), "mode": "quick" if args.quick else "full", "plan": plan}
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
@@ -96,6 +104,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results["answer"] = bench_answer.run(work, QUESTIONS[: plan["questions"]], FOLLOWUPS[: plan["followups"]],
                                                  plan["max_tokens"], plan["memory_questions"],
                                                  plan["context_tokens"], plan["repeats"])
+        if "shape" in sections:
+            import bench_shape
+
+            step("shape", started)
+            results["shape"] = bench_shape.run(work, SHAPE_QUESTIONS[: plan["shape_questions"]], plan["shape_repeats"])
         if "baseline" in sections:
             import bench_baseline
 

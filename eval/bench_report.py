@@ -11,41 +11,70 @@ Row = tuple[str, str, str, str, str]  # measure, rag, limit or alternative, rati
 
 def rows(results: dict[str, Any]) -> list[Row]:
     out: list[Row] = []
-    ingest, answer, scale, base = (results.get(k) for k in ("ingest", "answer", "scale", "baseline"))
-    if ingest:
-        out += [
-            ("ingest chunks/s (model loaded)", f"{ingest['rag_chunks_per_s']}",
-             f"{ingest['raw_chunks_per_s']} raw encode",
-             f"{ingest['ratio_ingest_vs_raw']:.2f}x", ">= 0.9x"),
-            ("ingest chunks/s (whole process)", f"{ingest['rag_process_chunks_per_s']}",
-             f"model load {ingest.get('rag_model_load_s', 0):.1f} s, {ingest.get('embedding_precision', 'float32')}",
-             f"{ingest['ratio_process_vs_raw']:.2f}x", ""),
-            ("ingest MB/s", f"{ingest['rag_mb_per_s']}", f"{ingest['raw_mb_per_s']} raw encode", "", ""),
-            (f"re-ingest {ingest['documents']} unchanged docs (process)", f"{ingest['reingest_process_s']} s",
-             f"{ingest['rag_process_s']} s first ingest", f"{ingest['ratio_reingest_vs_first']:.3f}x", "<= 3 s"),
-        ]
-    if answer:
-        first, follow, inter = answer["first_turn"], answer["follow_up"], answer["after_translation_call"]
-        over = first["overhead_ms"]
-        out += [
-            ("time to first token, first turn", f"{first['ttft_ms']:.0f} ms",
-             f"{first['raw_ttft_ms']:.0f} ms raw llama.cpp",
-             f"{first['ratio_ttft']:.2f}x", "<= 1.2x"),
-            ("generation tokens/s", f"{first['tokens_per_s']:.1f}", f"{first['raw_tokens_per_s']:.1f} raw llama.cpp",
-             f"{first['ratio_tokens_per_s']:.2f}x", ">= 0.95x"),
-            ("time to first token, follow-up turns", f"{follow['ttft_ms']:.0f} ms",
-             f"{follow['raw_ttft_ms']:.0f} ms raw (cold)", f"{follow['ratio_ttft']:.2f}x", "< 1x"),
-            ("  history read in while the user reads", f"{follow.get('prefill_while_reading_ms', 0):.0f} ms", "",
-             "", ""),
-            ("  after a translation call: answer TTFT", f"{inter['answer_call_ttft_ms_state_cache']:.0f} ms cached",
-             f"{inter['answer_call_ttft_ms_no_cache']:.0f} ms without state cache", "", ""),
-            ("overhead: retrieval / prompt / citations", f"{over['retrieval']:.0f} / {over['prompt_building']:.0f} / "
-             f"{over['citations_after_last_token']:.0f} ms",
-             f"+{over['citations_per_token_us']:.0f} us per token", "", ""),
-            (f"RSS over {answer['memory']['questions']} questions", f"+{answer['memory']['rss_growth_mb']} MB",
-             f"second half +{answer['memory']['rss_growth_second_half_mb']} MB", "", "bounded"),
-        ]
-    for row in (scale or {}).get("rows", []):
+    for key, section_rows in (("ingest", ingest_rows), ("answer", answer_rows), ("shape", shape_rows),
+                              ("scale", scale_rows), ("baseline", baseline_rows)):
+        if results.get(key):
+            out += section_rows(results[key])
+    return out
+
+
+def ingest_rows(ingest: dict[str, Any]) -> list[Row]:
+    return [
+        ("ingest chunks/s (model loaded)", f"{ingest['rag_chunks_per_s']}", f"{ingest['raw_chunks_per_s']} raw encode",
+         f"{ingest['ratio_ingest_vs_raw']:.2f}x", ">= 0.9x"),
+        ("ingest chunks/s (whole process)", f"{ingest['rag_process_chunks_per_s']}",
+         f"model load {ingest.get('rag_model_load_s', 0):.1f} s, {ingest.get('embedding_precision', 'float32')}",
+         f"{ingest['ratio_process_vs_raw']:.2f}x", ""),
+        ("ingest MB/s", f"{ingest['rag_mb_per_s']}", f"{ingest['raw_mb_per_s']} raw encode", "", ""),
+        (f"re-ingest {ingest['documents']} unchanged docs (process)", f"{ingest['reingest_process_s']} s",
+         f"{ingest['rag_process_s']} s first ingest", f"{ingest['ratio_reingest_vs_first']:.3f}x", "<= 3 s"),
+    ]
+
+
+def answer_rows(answer: dict[str, Any]) -> list[Row]:
+    first, follow, inter = answer["first_turn"], answer["follow_up"], answer["after_translation_call"]
+    over = first["overhead_ms"]
+    return [
+        ("time to first token, first turn", f"{first['ttft_ms']:.0f} ms",
+         f"{first['raw_ttft_ms']:.0f} ms raw llama.cpp", f"{first['ratio_ttft']:.2f}x", "<= 1.2x"),
+        ("generation tokens/s", f"{first['tokens_per_s']:.1f}", f"{first['raw_tokens_per_s']:.1f} raw llama.cpp",
+         f"{first['ratio_tokens_per_s']:.2f}x", ">= 0.95x"),
+        ("time to first token, follow-up turns", f"{follow['ttft_ms']:.0f} ms",
+         f"{follow['raw_ttft_ms']:.0f} ms raw (cold)", f"{follow['ratio_ttft']:.2f}x", "< 1x"),
+        ("  history read in while the user reads", f"{follow.get('prefill_while_reading_ms', 0):.0f} ms", "", "", ""),
+        ("  after a translation call: answer TTFT", f"{inter['answer_call_ttft_ms_state_cache']:.0f} ms cached",
+         f"{inter['answer_call_ttft_ms_no_cache']:.0f} ms without state cache", "", ""),
+        ("overhead: retrieval / prompt / citations", f"{over['retrieval']:.0f} / {over['prompt_building']:.0f} / "
+         f"{over['citations_after_last_token']:.0f} ms", f"+{over['citations_per_token_us']:.0f} us per token", "", ""),
+        (f"RSS over {answer['memory']['questions']} questions", f"+{answer['memory']['rss_growth_mb']} MB",
+         f"second half +{answer['memory']['rss_growth_second_half_mb']} MB", "", "bounded"),
+    ]
+
+
+def shape_rows(shape: dict[str, Any]) -> list[Row]:
+    def num(value: float | None, spec: str = ",.0f", unit: str = "") -> str:
+        return "-" if value is None else f"{value:{spec}}{unit}"
+
+    modes = ", ".join(f"{n} {mode}" for mode, n in shape.get("rag_answer_modes", {}).items())
+    runs = len(shape.get("rag_runs", []))
+    if shape.get("rag_model_calls", runs) < runs:
+        modes += f" ({shape['rag_model_calls']} of {runs} reached the model)"
+    return [
+        ("time to first token, default model's shape (Qwen2.5-1.5B Q4_K_M, random weights)",
+         num(shape["rag_ttft_ms"], unit=" ms"), f"{num(shape['raw_ttft_ms'], unit=' ms')} raw llama.cpp, "
+         "1,500-token context", num(shape["ratio"], ".2f", "x"), shape["target"]),
+        ("generation tokens/s, default model's shape", num(shape["rag_tokens_per_s"], ".1f"),
+         f"{num(shape['raw_tokens_per_s'], '.1f')} raw llama.cpp", num(shape["ratio_tokens_per_s"], ".2f", "x"), ""),
+        ("  prompt tokens; evidence budget at measured prompt speed",
+         f"{num(shape['rag_prompt_tokens'])} tok; {num(shape['rag_evidence_budget_tokens'])} at "
+         f"{num(shape['rag_prompt_tokens_per_s'])} tok/s; {modes}",
+         f"{num(shape['raw_prompt_tokens'])} tok at {num(shape.get('raw_prompt_tokens_per_s'))} tok/s", "", ""),
+    ]
+
+
+def scale_rows(scale: dict[str, Any]) -> list[Row]:
+    out: list[Row] = []
+    for row in scale.get("rows", []):
         best = row.get("optimized") or row["exact"]
         exact = row["exact"]
         label = "HNSW" if row.get("optimized") else "exact"
@@ -57,20 +86,21 @@ def rows(results: dict[str, Any]) -> list[Row]:
                     f"{best['open_s']} s / {best['rss_serving_mb']:.0f} MB / {best['disk_mb']:.0f} MB",
                     f"optimize() {row.get('optimize_s', '-')} s", "",
                     "open <= 1 s" if row["chunks"] >= 100_000 else ""))
-    if scale and scale.get("rss_line"):
+    if scale.get("rss_line"):
         line = scale["rss_line"]
         out.append(("RSS vs chunks (serving, exact)",
-                    f"{line['intercept_mb']} MB + {line['mb_per_1k_chunks']} MB/1k chunks",
-                    "", "", "straight line"))
-    if base:
-        mine, theirs = base["rag"], base["llama_index"]
-        out += [
-            (f"end to end, {base['corpus_files']} files + {mine['questions']} questions", f"{mine['end_to_end_s']} s",
-             f"{theirs['end_to_end_s']} s llama-index default", f"{base['ratio_end_to_end']:.2f}x faster", "> 1x"),
-            ("  ingest / ask / mean TTFT", f"{mine['ingest_s']} s / {mine['ask_s']} s / {mine['mean_ttft_ms']:.0f} ms",
-             f"{theirs['ingest_s']} s / {theirs['ask_s']} s / {theirs['mean_ttft_ms']:.0f} ms", "", ""),
-        ]
+                    f"{line['intercept_mb']} MB + {line['mb_per_1k_chunks']} MB/1k chunks", "", "", "straight line"))
     return out
+
+
+def baseline_rows(base: dict[str, Any]) -> list[Row]:
+    mine, theirs = base["rag"], base["llama_index"]
+    return [
+        (f"end to end, {base['corpus_files']} files + {mine['questions']} questions", f"{mine['end_to_end_s']} s",
+         f"{theirs['end_to_end_s']} s llama-index default", f"{base['ratio_end_to_end']:.2f}x faster", "> 1x"),
+        ("  ingest / ask / mean TTFT", f"{mine['ingest_s']} s / {mine['ask_s']} s / {mine['mean_ttft_ms']:.0f} ms",
+         f"{theirs['ingest_s']} s / {theirs['ask_s']} s / {theirs['mean_ttft_ms']:.0f} ms", "", ""),
+    ]
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -91,9 +91,10 @@ def copy_seeds(folder: Path) -> Path:
     return folder
 
 
-def run_rag(*args: str, timeout: int = 1800) -> tuple[float, dict[str, Any]]:
-    """`rag ARGS --json` as a user runs it, whole process; (wall seconds, parsed output)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+def run_rag(*args: str, timeout: int = 1800, env: dict[str, str] | None = None) -> tuple[float, dict[str, Any]]:
+    """`rag ARGS --json` as a user runs it, whole process, `env` added to its environment; (wall seconds, parsed
+    output)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", **(env or {})}
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "rag", *args, "--json"], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=ROOT)

@@ -99,7 +99,9 @@ def assert_discreet(response: httpx.Response, *folders: Path) -> None:
 
 @pytest.fixture(scope="module")
 def real_server(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running(template, tmp_path_factory.mktemp("real"), ask_key=ASK) as (url, _):
+    # The model writes (not the extractive default for SmolLM2), and token by token ("flag"), as an API client sees it.
+    with running(template, tmp_path_factory.mktemp("real"), ask_key=ASK, answer_mode="generate",
+                 grounding="flag") as (url, _):
         yield url
 
 
@@ -147,7 +149,8 @@ def test_openai_client_needs_the_key(real_server: str) -> None:
 
 def test_ask_streams_tokens_before_the_answer_ends(template: Path, tmp_path: Path) -> None:
     llm = scripted(block_after=3)
-    with (running(template, tmp_path, llm) as (url, _), httpx.Client(base_url=url, timeout=30) as client,
+    with (running(template, tmp_path, llm, grounding="flag") as (url, _), httpx.Client(base_url=url, timeout=30)
+          as client,
           client.stream("POST", "/api/ask", json={"question": QUESTION}) as response):
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")

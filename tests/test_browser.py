@@ -88,8 +88,10 @@ def real_server(static_site: tuple[str, Path],
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pipeline]]:
     """The real stack (packaged embedding model and LLM) with both keys, for the UI and the widget."""
     template = seeded_template(tmp_path_factory.getbasetemp())
+    # The model writes, token by token ("flag"), so the tests see an answer grow; strict and extractive answers are
+    # rendered by the same code (tests/test_evidence.py).
     pipeline = seeded_pipeline(template, tmp_path_factory.mktemp("real-ui"), admin_key=ADMIN, ask_key=ASK,
-                               allowed_origins=[static_site[0]])
+                               allowed_origins=[static_site[0]], answer_mode="generate", grounding="flag")
     try:
         with serve(create_app(pipeline)) as url:
             yield url, pipeline
@@ -117,8 +119,9 @@ class RecordingLLM(ScriptedLLM):
 def xss_server(static_site: tuple[str, Path],
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pipeline, RecordingLLM]]:
     llm = RecordingLLM([XSS_REPLY] * 20)
+    # grounding "flag": the hostile reply stays in the answer as written, the harder case to render safely
     pipeline = fresh_pipeline(tmp_path_factory.mktemp("xss"), {"hostile.md": XSS_DOCUMENT}, llm,
-                              allowed_origins=[static_site[0]])
+                              allowed_origins=[static_site[0]], grounding="flag")
     try:
         with serve(create_app(pipeline)) as url:
             yield url, pipeline, llm
@@ -229,11 +232,11 @@ def test_ui_streams_an_answer_and_opens_its_citation(real_server: tuple[str, Pip
     mark.wait_for(state="visible")
     marked = mark.text_content() or ""
     assert len(marked) > 40
-    # The highlight is the cited passage itself, at its place in the whole document.
-    cited = page.evaluate("""(n) => [...document.querySelectorAll('#rag-sources .rag-source')]
-        .map(s => [s.querySelector('a.rag-cite').dataset.n, s.querySelector('.rag-snippet').textContent])""", number)
+    # The highlight is exactly the cited sentence, at its place in the whole document.
+    cited = page.evaluate("""(n) => [...document.querySelectorAll('#rag-sources .rag-snippet')]
+        .map(s => [s.querySelector('a.rag-cite').dataset.n, s.querySelector('.rag-sentence').textContent])""", number)
     snippet = dict(cited)[number].rstrip("…")
-    assert marked.startswith(snippet)
+    assert marked == snippet or (len(snippet) >= 400 and marked.startswith(snippet))
     head = page.locator("#rag-passage .rag-doc-head").text_content() or ""
     file = next(d.file for d in pipeline.status().documents if d.file in head)
     assert marked in pipeline.document_text(file)
@@ -274,6 +277,8 @@ def test_widget_on_another_origin_asks_and_reveals_a_passage(real_server: tuple[
     file = widget.locator(".rag-widget-passage-file").text_content() or ""
     text = widget.locator(".rag-widget-passage-text").text_content() or ""
     assert len(text) > 40 and text in pipeline.document_text(file)
+    marked = widget.locator(".rag-widget-passage-text mark").text_content() or ""
+    assert marked and marked in text and len(marked) < len(text)  # exactly the cited sentence, inside its passage
     assert (widget.locator(".rag-widget-passage-title").text_content() or "").startswith(
         f"[{cite.get_attribute('data-n')}]")
     page.screenshot(path=str(SHOTS / "widget-answer.png"))
@@ -398,7 +403,7 @@ def test_widget_sends_history_and_says_when_busy(static_site: tuple[str, Path], 
     llm = ScriptedLLM(["The zorblax report lists four payloads [1].", "Marta Quillfeather wrote it [1]."])
     document = "# The zorblax report\n\nMarta Quillfeather wrote the zorblax report. It lists four payloads.\n"
     pipeline = fresh_pipeline(tmp_path_factory.mktemp("busy"), {"zorblax.md": document}, llm, ask_key=ASK,
-                              allowed_origins=[static_site[0]], ask_rate_per_minute=2)
+                              allowed_origins=[static_site[0]], ask_rate_per_minute=2, grounding="flag")
     try:
         with serve(create_app(pipeline, mount_ui=False)) as url:
             page.goto(host_page(static_site, "busy.html", url))

@@ -215,3 +215,18 @@ def test_the_evidence_budget_shrinks_for_a_slow_model(ingested: Settings, script
     assert 1 <= slow["evidence_sentences"] <= ingested.min_evidence_sentences
     assert slow["evidence_sentences"] <= fast["evidence_sentences"]
     assert slow["prompt_tokens_per_s"] == 30.0
+
+
+def test_the_ui_shows_what_no_evidence_backs_apart_from_the_answer() -> None:
+    from ui import render
+
+    turn = {"question": "q", "answer": "Qwen-7B came out in August 2023 [1].", "grounding": "strict",
+            "citations": [{"number": 1}], "answer_mode": "generated",
+            "unsupported": [{"start": 0, "end": 20, "text": "It was trained on <b>Mars</b>."}]}
+    html = render.conversation([turn])
+    body, _, apart = html.partition('class="rag-apart"')
+    assert "Mars" not in body and "Not in the documents" in apart and "&lt;b&gt;Mars&lt;/b&gt;" in apart
+    claim = "It was trained on <b>Mars</b>."
+    flagged = render.conversation([{**turn, "grounding": "flag", "answer": f"{claim} More.",
+                                    "unsupported": [{"start": 0, "end": len(claim), "text": claim}]}])
+    assert 'class="rag-unsupported"' in flagged and "rag-apart" not in flagged

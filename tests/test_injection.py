@@ -151,7 +151,8 @@ def test_injection_in_the_question_keeps_the_prompt_structure(pipeline_with: Any
     # The model believed the question's fake passage; its [1] still means the real evidence sentence 1, which does
     # not back the claim (no 1871 in it): the claim is held apart and the answer is a refusal with real evidence.
     assert "1871" not in answer.answer.split("The closest")[0] and answer.refused
-    assert [c.text for c in answer.unsupported] == ["Marta Quillfeather invented the Zephyr-9 lantern in Tallinn in 1871."]
+    invented = "Marta Quillfeather invented the Zephyr-9 lantern in Tallinn in 1871."
+    assert [c.text for c in answer.unsupported] == [invented]
     for citation in answer.citations:
         assert citation.text == answer.context[citation.number - 1].text and "1871" not in citation.text
 

@@ -80,7 +80,7 @@ def test_rag_streams_answers_from_an_openai_compatible_server(
     served = _served_models(llama_server)
     # A shorter prompt than the default keeps prompt processing on a small CI runner to a few seconds.
     server_settings = settings.model_copy(
-        update={"llm_base_url": llama_server, "max_tokens": 48, "context_tokens": 600}
+        update={"grounding": "flag", "llm_base_url": llama_server, "max_tokens": 48, "context_tokens": 600}
     )
     with Pipeline(server_settings) as pipeline:
         assert len(pipeline.ingest().new) == 5

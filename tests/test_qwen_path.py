@@ -19,6 +19,7 @@ from rag.answer.result import Answer
 from rag.config import Settings
 from rag.conversation import Turn, conversation_prefix
 from rag.models.llm import LlamaCppLLM
+from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID
 from rag.models.resolve import ModelRef
 from tests.tiny_qwen import IM_END, IM_START, QWEN25_CHAT_TEMPLATE, tiny_qwen_gguf
 
@@ -32,8 +33,11 @@ def qwen_gguf() -> Path:
 
 
 @pytest.fixture
-def qwen_settings(settings: Settings, qwen_gguf: Path) -> Settings:
-    return settings.model_copy(update={"llm_model": str(qwen_gguf), "max_tokens": 24})
+def qwen_settings(settings: Settings, qwen_gguf: Path, e5_folder: Path) -> Settings:
+    # grounding "flag": the tokens as the backend streams them (strict releases whole checked sentences); the
+    # multilingual embedder, as by default, so the Chinese question finds Chinese evidence and reaches the model.
+    return settings.model_copy(update={"llm_model": str(qwen_gguf), "max_tokens": 24, "grounding": "flag",
+                                       "embedding_model": PACKAGED_MULTILINGUAL_ID})
 
 
 def _llama(pipeline: Pipeline) -> llama_cpp.Llama:

@@ -80,26 +80,34 @@ def _shown_apart(claims: Sequence[Mapping[str, Any]]) -> str:
 
 
 def sources(turn_index: int, turn: Mapping[str, Any] | None) -> str:
+    """The evidence behind an answer, grouped by document (its title once), each sentence with its number."""
     if not turn or not turn.get("context"):
         return '<div class="rag-empty">The evidence behind the latest answer appears here.</div>'
     cited = {int(c["number"]): c for c in turn.get("citations", [])}
-    rows = []
+    groups: dict[str, list[Mapping[str, Any]]] = {}
     for item in turn["context"]:
-        number = item["number"]
-        mark = "cited" if number in cited else "evidence"
-        if cited.get(number, {}).get("attributed"):
-            mark = "cited by attribution"
-        if number in cited and not cited[number].get("verified", True):
-            mark += " · ⚠ not verified: the sentence does not back the answer"
-        snippet = item["text"][:400] + ("…" if len(item["text"]) > 400 else "")
-        when = f" · {escape(item['date'])}" if item.get("date") else ""
-        rows.append(
-            f'<div class="rag-source"><a href="#" class="rag-cite" data-turn="{turn_index}" data-n="{number}">'
-            f"[{number}]</a> <b>{escape(item['title'])}</b> <span class=\"rag-meta\">{escape(item['file'])}{when}"
-            f" · {item['start']}–{item['end']} · score {item['score']:.3f} · {mark}</span>"
-            f'<div class="rag-snippet">{escape(snippet)}</div></div>'
-        )
-    return "".join(rows)
+        groups.setdefault(str(item["file"]), []).append(item)
+    parts = []
+    for file, items in groups.items():
+        when = f" · {escape(str(items[0]['date']))}" if items[0].get("date") else ""
+        rows = "".join(_evidence_row(turn_index, item, cited) for item in items)
+        parts.append(f'<div class="rag-source"><b>{escape(str(items[0]["title"]))}</b>'
+                     f'<div class="rag-meta">{escape(file)}{when}</div>{rows}</div>')
+    return "".join(parts)
+
+
+def _evidence_row(turn_index: int, item: Mapping[str, Any], cited: Mapping[int, Mapping[str, Any]]) -> str:
+    number = int(item["number"])
+    mark = "cited" if number in cited else "evidence"
+    if cited.get(number, {}).get("attributed"):
+        mark = "cited by attribution"
+    if number in cited and not cited[number].get("verified", True):
+        mark += " · ⚠ not verified: the sentence does not back the answer"
+    snippet = item["text"][:400] + ("…" if len(item["text"]) > 400 else "")
+    return (f'<div class="rag-snippet"><a href="#" class="rag-cite" data-turn="{turn_index}" data-n="{number}">'
+            f"[{number}]</a> <span class=\"rag-sentence\">{escape(snippet)}</span> <span class=\"rag-meta\">"
+            f"{item['start']}–{item['end']} · "
+            f"score {item['score']:.3f} · {mark}</span></div>")
 
 
 def passage_in_document(passage: Mapping[str, Any], document: str) -> str:

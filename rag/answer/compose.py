@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -73,6 +73,7 @@ class Composer:
         vector = np.asarray(self._embed_query(question.standalone), dtype=np.float32)
         ranked = evidence.score_sentences(vector, question.standalone, question.lang, found, self.vectors)
         chosen = evidence.select(ranked, budget, count_tokens, self.settings.min_evidence_sentences)
+        chosen = [replace(e, passage_end=min(e.passage_end, len(document_text(e.file)))) for e in chosen]
         by_score = sorted(chosen, key=lambda e: -e.score)
         pool = [set(lexical.terms(c.text, question.lang)) for c in found]
         around = {e.passage_id for e in by_score[: answerable.TOP_EVIDENCE]}
@@ -80,6 +81,11 @@ class Composer:
         coverage = answerable.check(question.standalone, question.lang, by_score, pool, answerable_coverage(),
                                     surroundings)
         return chosen, coverage
+
+    @staticmethod
+    def _surroundings(chosen: Sequence[evidence.Evidence], document_text: Callable[[str], str]) -> dict[int, str]:
+        """Each evidence piece's text in place, `passage_start`..`passage_end` of its document."""
+        return {e.number: document_text(e.file)[e.passage_start : e.passage_end] for e in chosen}
 
     def stream(self, question: Question, passages: list[Passage], relevance: dict[str, float | bool | None],
                llm: ChatLLM, *, mode: str, max_tokens: int, window_tokens: int, timings: dict[str, float],
@@ -100,7 +106,7 @@ class Composer:
             evidence=chosen, history=question.history, relevance=relevance, coverage=coverage,
             grounding=self.settings.grounding, timings=timings, models=models, notices=notices,
             started=question.started,
-            passage_text={e.number: document_text(e.file)[e.passage_start : e.passage_end] for e in chosen},
+            passage_text=self._surroundings(chosen, document_text),
         )
 
         def run(stream: AnswerStream) -> Iterator[str]:

@@ -35,6 +35,7 @@ KIND_BONUS = 0.03
 # the candidates' scores, since models spread their cosines differently (e5 within a few hundredths, MiniLM wider).
 CUTOFF_SPREADS = 1.5
 MAX_SENTENCES = 8
+CONTEXT_CHARS = 300  # of the document on either side of a cited sentence, for showing it in place
 _MIN_WORDS_ALONE = 6
 _MIN_CJK_CHARS_ALONE = 12
 # A sentence opening with one of these points back to the one before it: it travels with it.
@@ -113,10 +114,12 @@ def candidates(passages: Sequence[Passage], document_text: Callable[[str], str] 
     best passage's rank, its span trimmed of list bullets and quote marks."""
     seen: dict[tuple[str, int, int], Candidate] = {}
     for rank, passage in enumerate(passages):
-        for a, b in sentence_spans(passage.text):
+        spans = sentence_spans(passage.text)
+        for a, b in spans:
             a, b = trimmed(passage.text, a, b)
             text = passage.text[a:b]
-            if is_prose(text) and text.strip() != passage.title.strip():
+            # A title line repeated as the first sentence is not evidence, unless it is all the document says.
+            if is_prose(text) and (text.strip() != passage.title.strip() or len(spans) == 1):
                 found = Candidate(passage, passage.start + a, passage.start + b, rank, passage.start + a, text)
                 seen.setdefault((passage.file, found.start, found.end), found)
     return _with_sentences_before(list(seen.values()), document_text)
@@ -323,8 +326,10 @@ def _numbered(chosen: Sequence[_Piece], best: float, spread: float) -> list[Evid
         evidence.append(Evidence(
             number=number, file=p.file, title=p.title, start=piece.start, end=piece.end, text=piece.text,
             score=round(piece.best.score, 4), lang=p.lang, date=p.date, passage_id=p.id,
-            # a piece joined across two chunks: its passage is both of them, so it always holds the piece
-            passage_start=min(p.start, piece.start), passage_end=max(p.end, piece.end),
+            # what a front end shows around the sentence: its chunk, and always the whole piece (one joined across
+            # two chunks, or a long sentence the chunker cut into windows)
+            passage_start=min(p.start, piece.start, max(0, piece.start - CONTEXT_CHARS)),
+            passage_end=max(p.end, piece.end + CONTEXT_CHARS),
             margin=round((best - piece.best.score) / spread, 3),
         ))
     return evidence

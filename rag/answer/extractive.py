@@ -54,7 +54,8 @@ def language_note(lang: str, shown: Sequence[Evidence]) -> str:
     if not other:
         return ""
     names = ", ".join(language_name(lang, o) for o in other)
-    return phrase(lang, "other_language").format(language=names)
+    some = any(e.lang == lang for e in shown)
+    return phrase(lang, "some_other_language" if some else "other_language").format(language=names)
 
 
 def extractive_answer(lang: str, evidence: Sequence[Evidence]) -> str:

@@ -16,11 +16,20 @@ from rag.search.retrieve import Passage
 
 _SOURCE_MARKER = re.compile(r"\[(\d{1,3})\]")
 _DONE = object()
+# How far the model may run ahead of a reader busy checking sentences; bounded, so a reader that went away (a
+# closed tab noticed at the next token) stops the model within this many tokens.
+_READ_AHEAD_TOKENS = 32
 
 
 def prompt_passage_text(text: str) -> str:
     # The source's own reference markers ("[5]") must not read as our citation numbers, nor its tags as our fence.
     return prompts.defuse_fences(_SOURCE_MARKER.sub("", text))
+
+
+def short_title(title: str, words: int = 12) -> str:
+    """A title as the prompt gives it: long ones (a first sentence taken for a title) cost every prompt tokens."""
+    parts = title.split()
+    return " ".join(parts[:words]) + ("…" if len(parts) > words else "")
 
 
 def build_messages(
@@ -32,7 +41,7 @@ def build_messages(
         groups.setdefault(item.file, []).append(item)
     blocks = "\n".join(
         prompts.template("passage").format(
-            title=prompts.defuse_fences(items[0].title.replace('"', "'")),
+            title=prompts.defuse_fences(short_title(items[0].title).replace('"', "'")),
             date=f' date="{items[0].date}"' if items[0].date else "",
             sentences="\n".join(f"[{e.number}] {' '.join(prompt_passage_text(e.text).split())}" for e in items),
         )
@@ -57,22 +66,30 @@ def read_ahead(chunks: Iterator[str]) -> Iterator[str]:
     """The model's tokens pulled on a thread of their own, so that checking the answer between tokens never
     stalls generation (a grounding check took the rate to a fifth of raw llama.cpp's on the default model's
     shape). When the reader stops early, generation stops after the token under way and the model is freed."""
-    pending: queue.Queue[object] = queue.Queue()
+    pending: queue.Queue[object] = queue.Queue(maxsize=_READ_AHEAD_TOKENS)
     stop = threading.Event()
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
 
     def produce() -> None:
         try:
             for chunk in chunks:
-                pending.put(chunk)
+                put(chunk)
                 if stop.is_set():
                     break
         except BaseException as exc:  # noqa: BLE001 - raised again on the reader's side
-            pending.put(exc)
+            put(exc)
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-            pending.put(_DONE)
+            put(_DONE)
 
     worker = threading.Thread(target=produce, name="rag-generate", daemon=True)
     worker.start()

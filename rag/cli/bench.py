@@ -20,17 +20,18 @@ def register_bench(app: typer.Typer) -> None:
 
 
 def bench_command(
-    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: under 2 minutes instead of 15.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes: a few minutes instead of 15.")] = False,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: eval/runs/bench).")] = None,
     data: Annotated[Path | None, typer.Option(help="SciFact in BEIR layout (default: ../shared/datasets/scifact).")]
     = None,
-    sections: Annotated[str | None, typer.Option(help="Comma-separated subset of ingest,answer,scale,baseline.")]
+    sections: Annotated[str | None, typer.Option(help="Comma-separated subset of ingest,answer,shape,scale,baseline.")]
     = None,
     documents: Annotated[int | None, typer.Option(help="SciFact abstracts to ingest.")] = None,
     sizes: Annotated[str | None, typer.Option(help="Comma-separated index sizes (chunks) for the scale stage.")]
     = None,
 ) -> None:
-    """Measure ingest, answers, retrieval at scale and memory against raw encode, raw llama.cpp and llama-index's
+    """Measure ingest, answers, the default model's shape, retrieval at scale and memory against raw encode, raw
+    llama.cpp and llama-index's
     default pipeline: a table, OUT/bench.json, OUT/bench.md and OUT/bench.png."""
     if not BENCH.is_file():
         raise RagError("rag bench needs a source checkout (eval/bench.py was not found next to the rag package)",

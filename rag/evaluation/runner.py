@@ -206,7 +206,11 @@ def render_report(run: EvalRun, plots: list[str]) -> str:
               "rows use passages containing an evidence quote. Raw citations are the model's [n] markers "
               "before the product removed invalid ones. Citation support is the share of answered questions "
               "citing an expected source or an evidence passage; citations the product added by word overlap "
-              "(attribution) count too, and their share is shown. Latencies exclude model loading.", ""]
+              "(attribution) count too, and their share is shown. \"Evidence sentence selected\": one of the "
+              "sentences chosen as evidence holds an evidence quote. \"Confidently wrong\": an answer the LLM wrote "
+              "that is not a refusal, has nothing flagged, and is wrong (or answers a question the documents cannot). "
+              "Prompt tokens count LLM calls only (extractive answers and refusals make none). Latencies exclude "
+              "model loading.", ""]
     return "\n".join(lines)
 
 

@@ -144,6 +144,29 @@ def cjk_ratio(text: str) -> float:
     return len(_CJK.findall(text)) / letters if letters else 0.0
 
 
+# Short texts (questions) by their function words: langdetect reads "When did Alibaba launch ModelScope?" as
+# Spanish and "Wie viele Parameter hat das Modell QwQ?" as English, swayed by the names in them.
+_FUNCTION_WORD_TEXT = {
+    "en": ("the a an of to in on for is are was were did does do what which who whom whose when where why how "
+           "many much has have had and or with from about by its their this that"),
+    "de": ("der die das den dem des ein eine einen und oder ist sind war waren hat haben wie wann was welche "
+           "welcher welches wer wem wo warum mit von für über auf im zum zur nicht auch sich es"),
+    "fr": ("le la les un une des du de et est sont qui que quoi quand où pourquoi comment quel quelle avec "
+           "pour dans sur par"),
+    "es": ("el la los las un una unos unas y es son qué cuál cuándo dónde por cómo quién con para en del al "
+           "fue fueron"),
+}
+_FUNCTION_WORDS = {lang: frozenset(words.split()) for lang, words in _FUNCTION_WORD_TEXT.items()}
+_SHORT_TEXT = 200
+
+
+def _by_function_words(text: str) -> str | None:
+    words = re.findall(r"[^\W\d_]+", text.casefold())
+    counts = {lang: sum(w in vocabulary for w in words) for lang, vocabulary in _FUNCTION_WORDS.items()}
+    ranked = sorted(counts.items(), key=lambda item: -item[1])
+    return ranked[0][0] if ranked[0][1] >= 2 and ranked[0][1] > ranked[1][1] else None
+
+
 def detect_language(text: str, hint: str | None = None) -> str:
     """ISO 639-1 code of the text's main language; 'und' when it has no letters. A `hint` (the language the
     text is expected in) wins whenever it is a plausible reading: short texts are ambiguous."""
@@ -156,6 +179,8 @@ def detect_language(text: str, hint: str | None = None) -> str:
         if _HANGUL.search(sample):
             return "ko"
         return "zh"
+    if len(sample) < _SHORT_TEXT and (by_words := _by_function_words(sample)) and not hint:
+        return by_words
     from langdetect import DetectorFactory, LangDetectException, detect_langs
 
     DetectorFactory.seed = 0  # langdetect is random by default; answers must be reproducible
