@@ -54,6 +54,7 @@ class Composer:
         self.settings = settings
         self.vectors = evidence.SentenceVectors(embed_sentences)
         self._embed_query = embed_query
+        self._choosing_s = 0.5  # a moving average of the time evidence selection takes
 
     def budget(self, llm: ChatLLM | None, question: Question, window_tokens: int) -> int:
         """`window_tokens`: what the model's context window leaves for evidence."""
@@ -63,7 +64,10 @@ class Composer:
         rate = llm.prompt_tokens_per_s() if hasattr(llm, "prompt_tokens_per_s") else None
         fixed = llm.count_tokens(conversation_prefix(question.lang, [])[0]["content"]) \
             + llm.count_tokens(question.standalone) + _TEMPLATE_TOKENS
-        return evidence_budget(rate, self.settings.ttft_target_s, fixed, ceiling)
+        # What the model may spend reading: the target less the time already gone (search) and the time choosing
+        # the evidence takes (as measured on the last questions).
+        left = self.settings.ttft_target_s - (time.perf_counter() - question.started) - self._choosing_s
+        return evidence_budget(rate, max(0.0, left), fixed, ceiling)
 
     def choose(self, question: Question, passages: Sequence[Passage], budget: int,
                count_tokens: Callable[[str], int], document_text: Callable[[str], str]
@@ -97,8 +101,11 @@ class Composer:
             chosen, coverage = [], answerable.Coverage(False, None, None, reason="no passage is relevant")
         else:
             chosen, coverage = self.choose(question, passages, budget, llm.count_tokens, document_text)
-        timings.update(evidence_ms=round((time.perf_counter() - started) * 1000, 1),
-                       evidence_budget_tokens=budget, evidence_sentences=len(chosen))
+        took = time.perf_counter() - started
+        if chosen:
+            self._choosing_s += 0.3 * (took - self._choosing_s)
+        timings.update(evidence_ms=round(took * 1000, 1), evidence_budget_tokens=budget,
+                       evidence_sentences=len(chosen))
         if (rate := getattr(llm, "prompt_tokens_per_s", lambda: None)()) and mode == "generate":
             timings["prompt_tokens_per_s"] = round(rate, 1)
         prepared = respond.Prepared(

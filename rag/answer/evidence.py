@@ -298,15 +298,16 @@ def select(
     best = ranked[0].score
     spread = float(np.std([r.score for r in ranked])) or 1.0
     chosen: list[_Piece] = []
-    used = 0
+    used = sentences = 0
     for item in ranked[: MAX_SENTENCES * 2]:
         if len(chosen) >= MAX_SENTENCES or (chosen and item.score < best - CUTOFF_SPREADS * spread):
             break
         candidate = item.candidate
         joined = next((piece for piece in chosen if piece.overlaps(candidate)), None)
         cost = count_tokens(candidate.unit_text) + (6 if joined is None else 0)
-        if used + cost > budget_tokens and len(chosen) >= floor:
+        if used + cost > budget_tokens and sentences >= floor:
             break
+        sentences += 1 + (candidate.unit_start < candidate.start)  # a unit with the sentence before it is two
         if joined is not None:
             joined.absorb(candidate)
         else:
