@@ -220,7 +220,8 @@
     box.setAttribute('data-n', String(citation.number));
     box.hidden = false;
     marker.setAttribute('aria-expanded', 'true');
-    box.scrollIntoView({ block: 'nearest' });
+    var mark = box.querySelector('mark');
+    (mark || box).scrollIntoView({ block: 'center' }); // the cited sentence itself, not the passage's start
   }
 
   /** The cited passage as text, with exactly the cited sentence(s) in a <mark> (offsets are the document's). */
