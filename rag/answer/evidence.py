@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cache
@@ -334,7 +334,3 @@ def _numbered(chosen: Sequence[_Piece], best: float, spread: float) -> list[Evid
             margin=round((best - piece.best.score) / spread, 3),
         ))
     return evidence
-
-
-def languages(evidence: Sequence[Evidence]) -> Counter[str]:
-    return Counter(e.lang for e in evidence if e.lang)

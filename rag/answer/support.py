@@ -21,10 +21,6 @@ from rag.search.retrieve import Passage
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
-def lexically_backed(sentence: str, passage: Passage) -> bool:
-    return grounding.supported(sentence, passage.text)
-
-
 class SupportJudge:
     """`judge(sentence, passage)`; one per answer, since it remembers the vectors of the passages it has read."""
 
