@@ -107,8 +107,12 @@ class Pipeline:
         _ = self.store
 
     def warm_up(self) -> dict[str, str]:
-        """Load both models now (a server does this at start, so the first question is not slow)."""
-        return {"llm": self.llm.name, "embedding": self.embedder.name}
+        """Load both models now, and measure how fast the LLM reads a prompt (a server does this at start, so the
+        first question is not slow)."""
+        llm = self.llm
+        if answer_mode(self.settings.answer_mode, llm.name) == "generate" and hasattr(llm, "prompt_tokens_per_s"):
+            llm.prompt_tokens_per_s()
+        return {"llm": llm.name, "embedding": self.embedder.name}
 
     @property
     def reranker(self) -> Reranker | None:
