@@ -27,6 +27,7 @@ from tests.tiny_qwen import (  # noqa: E402
     IM_END,
     QWEN25_CHAT_TEMPLATE,
     _tokenizer_fields,
+    add_qwen2_header,
     find_qwen_vocab,
 )
 
@@ -40,8 +41,6 @@ N_HEAD = 12
 N_HEAD_KV = 2
 N_FF = 8960
 CONTEXT_LENGTH = 32768
-ROPE_THETA = 1_000_000.0
-RMS_EPS = 1e-6
 STD = 0.02
 SEED = 20250101
 
@@ -102,17 +101,8 @@ def build_f16(path: Path, vocab_path: Path) -> None:
     tokenizer = qwen25_tokenizer_fields(gguf.GGUFReader(vocab_path))
     n_vocab, head_dim = len(tokenizer[gguf.Keys.Tokenizer.LIST][0]), N_EMBD // N_HEAD
     writer = gguf.GGUFWriter(path, "qwen2")
-    writer.add_name("Qwen2.5-1.5B-Instruct shape, random weights (benchmark fixture)")
-    writer.add_type(gguf.GGUFType.MODEL)
-    writer.add_block_count(N_LAYER)
-    writer.add_context_length(CONTEXT_LENGTH)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD_KV)
-    writer.add_rope_freq_base(ROPE_THETA)
-    writer.add_layer_norm_rms_eps(RMS_EPS)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    add_qwen2_header(writer, "Qwen2.5-1.5B-Instruct shape, random weights (benchmark fixture)",
+                     (N_LAYER, CONTEXT_LENGTH, N_EMBD, N_FF, N_HEAD, N_HEAD_KV), gguf.LlamaFileType.MOSTLY_F16)
     for key, (value, kind, item) in tokenizer.items():
         writer.add_key_value(key, value, kind, sub_type=item)
 

@@ -140,6 +140,24 @@ def find_qwen_vocab(cache_dir: Path = CACHE_DIR) -> Path:
     return cached
 
 
+def add_qwen2_header(writer: gguf.GGUFWriter, name: str, shape: tuple[int, int, int, int, int, int],
+                     file_type: gguf.LlamaFileType) -> None:
+    """The qwen2 hyper-parameters Qwen2.5 models carry: (layers, context, width, FFN, heads, KV heads), rope
+    theta 1e6, RMS epsilon 1e-6. Shared by this tiny model and eval/qwen_shape.py's full-size one."""
+    n_layer, context, n_embd, n_ff, n_head, n_head_kv = shape
+    writer.add_name(name)
+    writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_block_count(n_layer)
+    writer.add_context_length(context)
+    writer.add_embedding_length(n_embd)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_freq_base(1_000_000.0)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_file_type(file_type)
+
+
 def build_tiny_qwen_gguf(out_path: Path, vocab_path: Path | None = None) -> Path:
     """Write a random-weight Qwen2 GGUF to `out_path` (kept if it already exists) and return its path."""
     if out_path.is_file():
@@ -149,17 +167,8 @@ def build_tiny_qwen_gguf(out_path: Path, vocab_path: Path | None = None) -> Path
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(tmp, arch)
-    writer.add_name("tiny-qwen2-random (test fixture)")
-    writer.add_type(gguf.GGUFType.MODEL)
-    writer.add_block_count(N_LAYER)
-    writer.add_context_length(CONTEXT_LENGTH)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD_KV)
-    writer.add_rope_freq_base(1_000_000.0)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q4_0)
+    add_qwen2_header(writer, "tiny-qwen2-random (test fixture)", (N_LAYER, CONTEXT_LENGTH, N_EMBD, N_FF, N_HEAD,
+                     N_HEAD_KV), gguf.LlamaFileType.MOSTLY_Q4_0)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
     # The tokenizer, copied key by key from llama.cpp's Qwen2 vocab file, then set as in the official
