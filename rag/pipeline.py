@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 from rag.answer.compose import Composer, Question, answer_mode
@@ -14,7 +15,9 @@ from rag.answer.context import question_budget
 from rag.answer.generate import relevance_gate
 from rag.answer.prefill import Prefiller
 from rag.answer.result import AnswerStream
+from rag.answer.scoped import scoped_answer
 from rag.answer.support import SupportJudge
+from rag.catalog import Catalog
 from rag.config import Settings
 from rag.conversation import Turn, trim_history
 from rag.errors import DocumentError, IndexMismatchError, NotFoundError, RagError
@@ -28,9 +31,10 @@ from rag.models.llm import ChatLLM, load_llm
 from rag.models.resolve import resolve_embedding, resolve_reranker
 from rag.search.follow_ups import follow_up_query
 from rag.search.rerank import Reranker
-from rag.search.retrieve import Passage, QueryForm, Retriever, to_passage
+from rag.search.retrieve import Passage, QueryForm, Retriever
+from rag.search.scope import scope_of
 from rag.search.translate import QueryTranslator, model_languages
-from rag.status import Status, disk_usage
+from rag.status import Status
 from rag.store import VectorStore, open_vector_store, verify_store
 from rag.store.lock import IndexLock
 from rag.store.scale import outgrown_notice
@@ -198,19 +202,15 @@ class Pipeline:
             source.unlink(missing_ok=True)
 
     def status(self) -> Status:
-        return Status(
-            documents=self.registry.documents(), embedding_model=self.registry.meta("embedding_model"),
-            index_dir=self.settings.index_dir.absolute(), index_bytes=disk_usage(self.settings.index_dir),
-            backend=f"Qdrant server {self.settings.qdrant_url}" if self.settings.qdrant_url
-            else "Qdrant Edge (embedded)",
-            chunking=self.registry.meta("chunking"),
-        )
+        return self.catalog.status(self.settings)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The documents' text, layout, key sentences and original files."""
+        return Catalog(lambda: self.registry, lambda: self.store, self._index)
 
     def document_text(self, file: str) -> str:
-        text = self.registry.text(file)
-        if text is None:
-            raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
-        return text
+        return self.catalog.text(file)
 
     # -- questions -----------------------------------------------------------------------------------------
     def _require_index(self) -> None:
@@ -256,12 +256,7 @@ class Pipeline:
         return forms
 
     def passage(self, passage_id: str) -> Passage:
-        with self._index:  # a lookup by id: no model needed
-            nodes = self.store.get_nodes(node_ids=[passage_id])
-        found = to_passage(nodes[0], 0.0) if nodes else None
-        if found is None:
-            raise NotFoundError(f"no passage {passage_id!r} in the index", "search again: the index may have changed")
-        return found
+        return self.catalog.passage(passage_id)
 
     def ask(
         self, question: str, history: Sequence[Turn] = (), top_k: int | None = None,
@@ -284,6 +279,20 @@ class Pipeline:
         turns = trim_history(history, budget.history_tokens, llm.count_tokens)
         standalone, context = follow_up_query(llm, question, lang, turns, self.settings.follow_ups, timings)
         forms = self.query_forms(standalone, lang, timings)  # remembered: the search below asks no second time
+        asked = Question(question, standalone, lang, turns, started)
+        models = {"llm": llm.name, "embedding": embedder.name,
+                  **({"reranker": self._reranker.name} if self._reranker else {})}
+        scope = scope_of(question, self.catalog.titles, files)
+        if scope.kind != "passages":  # a whole document or the corpus: evidence chosen by the scope
+            given = partial(self.composer.stream_given, llm=llm, mode=mode, max_tokens=budget.max_tokens,
+                            window_tokens=budget.passage_tokens, timings=timings, models=models,
+                            notices=self.notices(), document_text=self.document_text, judge=self._support_judge())
+            found = scoped_answer(scope, asked, self.catalog, self.composer,
+                                  lambda text, k: self.search(text, k, files, lang),
+                                  relevance_threshold(self.settings.relevance_threshold, embedder.name, lang), given)
+            if found is not None:
+                return found
+            files = [scope.file] if scope.file else files
         t = time.perf_counter()
         pool = max(top_k or self.settings.top_k, self.settings.evidence_pool)
         passages = self.search(standalone, pool, files, lang, context)
@@ -292,15 +301,13 @@ class Pipeline:
         # documents answer it (a weak translator made the gate refuse half of the answerable German questions).
         threshold = relevance_threshold(self.settings.relevance_threshold, embedder.name, lang) \
             if forms[0].mode != "lexical" else None
-        models = {"llm": llm.name, "embedding": embedder.name,
-                  **({"reranker": self._reranker.name} if self._reranker else {})}
 
         def after(stream: AnswerStream) -> None:
             if conversation and mode == "generate":
                 self._prefiller.start(llm, lang, [*turns, Turn(question, stream.result.answer)], budget.history_tokens)
 
         return self.composer.stream(
-            Question(question, standalone, lang, turns, started), passages, relevance_gate(passages, threshold),
+            asked, passages, relevance_gate(passages, threshold),
             llm, mode=mode, max_tokens=budget.max_tokens, window_tokens=budget.passage_tokens, timings=timings,
             models=models, notices=self.notices(), document_text=self.document_text, judge=self._support_judge(),
             after=after)

@@ -105,8 +105,7 @@ def build_corpus(corpus: Path) -> tuple[dict[str, str], dict[str, str]]:
     skipped["encrypted.pdf"] = "the PDF is encrypted: decrypt it first (e.g. qpdf --decrypt)"
     whole = _pdf(corpus / "truncated.pdf", "Qwen-7B was released in August 2023.").read_bytes()
     write("truncated.pdf", whole[: len(whole) // 2])
-    skipped["truncated.pdf"] = "cannot parse it (Stream has ended unexpectedly): check the file opens in its usual " \
-                               "program"
+    skipped["truncated.pdf"] = "cannot parse it (data format error): check the file opens in a PDF viewer"
     _pdf_without_text(corpus / "scanned.pdf")
     skipped["scanned.pdf"] = "no text in it (a scanned PDF needs OCR first)"
     with zipfile.ZipFile(corpus / "junk.docx", "w") as archive:

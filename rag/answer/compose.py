@@ -56,6 +56,9 @@ class Composer:
         self._embed_query = embed_query
         self._choosing_s = 0.5  # a moving average of the time evidence selection takes
 
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed_query(text)
+
     def budget(self, llm: ChatLLM | None, question: Question, window_tokens: int) -> int:
         """`window_tokens`: what the model's context window leaves for evidence."""
         ceiling = min(self.settings.context_tokens, window_tokens)
@@ -106,15 +109,8 @@ class Composer:
             self._choosing_s += 0.3 * (took - self._choosing_s)
         timings.update(evidence_ms=round(took * 1000, 1), evidence_budget_tokens=budget,
                        evidence_sentences=len(chosen))
-        if (rate := getattr(llm, "prompt_tokens_per_s", lambda: None)()) and mode == "generate":
-            timings["prompt_tokens_per_s"] = round(rate, 1)
-        prepared = respond.Prepared(
-            question=question.text, standalone=question.standalone, lang=question.lang, passages=list(passages),
-            evidence=chosen, history=question.history, relevance=relevance, coverage=coverage,
-            grounding=self.settings.grounding, timings=timings, models=models, notices=notices,
-            started=question.started,
-            passage_text=self._surroundings(chosen, document_text),
-        )
+        prepared = self._prepared(question, passages, chosen, relevance, coverage, timings, models, notices,
+                                  document_text, llm if mode == "generate" else None)
 
         def run(stream: AnswerStream) -> Iterator[str]:
             if relevance["gated"] or not coverage.answerable or not chosen:
@@ -127,3 +123,42 @@ class Composer:
                 after(stream)
 
         return AnswerStream(run)
+
+    def stream_given(self, question: Question, chosen: list[evidence.Evidence], passages: list[Passage],
+                     written: str, llm: ChatLLM, *, mode: str, max_tokens: int, window_tokens: int,
+                     timings: dict[str, float], models: dict[str, str], notices: list[str],
+                     document_text: Callable[[str], str], judge: respond.Judge) -> AnswerStream:
+        """An answer from evidence chosen by the question's scope (a whole document, the corpus): `written` is
+        rag's own answer from it, shown as it is in extractive mode and when there is no evidence; otherwise the
+        model writes from the evidence that fits the budget, checked like any answer."""
+        if mode == "generate" and chosen:
+            budget = self.budget(llm, question, window_tokens)
+            kept = evidence.within_budget(chosen, budget, llm.count_tokens, self.settings.min_evidence_sentences)
+            chosen = [replace(e, number=n) for n, e in enumerate(kept, 1)]
+            timings["evidence_budget_tokens"] = budget
+        timings["evidence_sentences"] = len(chosen)
+        coverage = answerable.Coverage(bool(chosen), None, None, reason="" if chosen else "no matching document")
+        relevance = {"top_score": max((e.score for e in chosen), default=None), "threshold": None, "gated": False}
+        prepared = self._prepared(question, passages, chosen, relevance, coverage, timings, models, notices,
+                                  document_text, llm if mode == "generate" else None)
+
+        def run(stream: AnswerStream) -> Iterator[str]:
+            if mode == "generate" and chosen:
+                yield from respond.generated(stream, prepared, llm, max_tokens, self.settings.temperature, judge)
+            else:
+                yield from respond.written(stream, prepared, written, "extractive" if chosen else "refused")
+
+        return AnswerStream(run)
+
+    def _prepared(self, question: Question, passages: list[Passage], chosen: list[evidence.Evidence],
+                  relevance: dict[str, float | bool | None], coverage: answerable.Coverage,
+                  timings: dict[str, float], models: dict[str, str], notices: list[str],
+                  document_text: Callable[[str], str], generating: ChatLLM | None) -> respond.Prepared:
+        if generating is not None and (rate := getattr(generating, "prompt_tokens_per_s", lambda: None)()):
+            timings["prompt_tokens_per_s"] = round(rate, 1)
+        return respond.Prepared(
+            question=question.text, standalone=question.standalone, lang=question.lang, passages=list(passages),
+            evidence=chosen, history=question.history, relevance=relevance, coverage=coverage,
+            grounding=self.settings.grounding, timings=timings, models=models, notices=notices,
+            started=question.started, passage_text=self._surroundings(chosen, document_text),
+        )

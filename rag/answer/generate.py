@@ -43,12 +43,22 @@ def build_messages(
         prompts.template("passage").format(
             title=prompts.defuse_fences(short_title(items[0].title).replace('"', "'")),
             date=f' date="{items[0].date}"' if items[0].date else "",
-            sentences="\n".join(f"[{e.number}] {' '.join(prompt_passage_text(e.text).split())}" for e in items),
+            sentences="\n".join(_with_sections(items)),
         )
         for items in groups.values()
     )
     return [*conversation_prefix(lang, history), {"role": "user", "content": prompts.template("qa_user").format(
         passages=blocks, question=prompts.defuse_fences(question))}]
+
+
+def _with_sections(items: Sequence[Evidence]) -> Iterator[str]:
+    """The numbered sentences of one document, each run of one section headed by its path ("§ 2 Design")."""
+    section = ""
+    for e in items:
+        if e.section and e.section != section:
+            section = e.section
+            yield f"§ {prompts.defuse_fences(short_title(section, 16))}"
+        yield f"[{e.number}] {' '.join(prompt_passage_text(e.text).split())}"
 
 
 def guard_repetition(chunks: Iterator[str], min_period: int = 4, max_period: int = 150) -> Iterator[str]:

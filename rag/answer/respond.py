@@ -68,15 +68,15 @@ def finish(stream: AnswerStream, prepared: Prepared, *, text: str, raw: str, mod
 
 def refused(stream: AnswerStream, prepared: Prepared) -> Iterator[str]:
     """The refusal in the question's language, then the closest evidence, quoted and cited."""
-    yield from _written_by_rag(stream, prepared, refusal_with_closest(prepared.lang, prepared.evidence), "refused")
+    yield from written(stream, prepared, refusal_with_closest(prepared.lang, prepared.evidence), "refused")
 
 
 def extractive(stream: AnswerStream, prepared: Prepared) -> Iterator[str]:
     """The best evidence sentences, quoted and cited: no model, so always grounded."""
-    yield from _written_by_rag(stream, prepared, extractive_answer(prepared.lang, prepared.evidence), "extractive")
+    yield from written(stream, prepared, extractive_answer(prepared.lang, prepared.evidence), "extractive")
 
 
-def _written_by_rag(stream: AnswerStream, prepared: Prepared, text: str, mode: AnswerMode) -> Iterator[str]:
+def written(stream: AnswerStream, prepared: Prepared, text: str, mode: AnswerMode) -> Iterator[str]:
     """An answer no model wrote: one piece, nothing raw, its citations the evidence it quotes."""
     yield text
     prepared.timings.update(stream_timings(prepared.started, 0.0, 0.0, 0), prompt_tokens=0)

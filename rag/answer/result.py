@@ -30,6 +30,9 @@ class Citation:
     passage_start: int = 0
     passage_end: int = 0
     passage_text: str = ""  # the whole passage, so a front end can show the sentence highlighted in it
+    page: int | None = None  # first and last page of the cited sentence(s); None for formats without pages
+    page_end: int | None = None
+    section: str = ""
 
     @classmethod
     def of(cls, evidence: Evidence, passage_text: str = "", attributed: bool = False,
@@ -38,7 +41,8 @@ class Citation:
                    end=evidence.end, text=evidence.text, score=evidence.score, attributed=attributed,
                    verified=verified, date=evidence.date, passage_id=evidence.passage_id,
                    passage_start=evidence.passage_start, passage_end=evidence.passage_end,
-                   passage_text=passage_text)
+                   passage_text=passage_text, page=evidence.page, page_end=evidence.page_end,
+                   section=evidence.section)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 # Bump when the splitting rules change: the index records it and re-chunks on the next ingest.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2  # 2: chunks carry pages and sections
 
 TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 """Character spans of the tokens of a text (a fast tokenizer's offset mapping, special tokens excluded)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from rag.ingest.documents import (
     read_document,
     sha256_of,
 )
+from rag.ingest.keypoints import key_sentences
 from rag.ingest.registry import DocumentRecord, Registry, now
 from rag.ingest.text import printable
 from rag.models.embeddings import Embedder
@@ -223,7 +225,10 @@ class Ingester:
                 size=document.size, mtime_ns=document.mtime_ns, title=document.title, date=document.date,
                 lang=document.lang, chunks=len(chunks), status="pending", ingested_at=now(),
             )
-            self.registry.mark_pending(record, document.text)
+            layout = {**document.layout.to_dict(), "key": key_sentences(
+                document.text, document.lang, document.layout, chunks, doc_vectors)}
+            self.registry.mark_pending(record, document.text, layout)
+            self.report.notes.extend(f"{printable(document.file)}: {note}" for note in document.notes)
             self.store.delete(document.file)
             self.store.add([_node(document, chunk, vector.tolist()) for chunk, vector in zip(chunks, doc_vectors,
                                                                                            strict=True)])
@@ -248,6 +253,12 @@ class Ingester:
 
 
 def _node(document: Document, chunk: Chunk, vector: list[float]) -> TextNode:
+    layout = document.layout
+    page, page_end = layout.page_span(chunk.start, chunk.end)
+    inside = {  # the marks a passage needs to place its own sentences; JSON, as payload values must be flat
+        "page_marks": [list(m) for m in layout.pages if chunk.start < m[0] < chunk.end],
+        "section_marks": [list(m) for m in layout.sections if chunk.start < m[0] < chunk.end],
+    }
     return TextNode(
         id_=node_id(document.file, document.sha256, chunk.index),
         text=chunk.text,
@@ -255,6 +266,8 @@ def _node(document: Document, chunk: Chunk, vector: list[float]) -> TextNode:
         metadata={
             "file": document.file, "sha256": document.sha256, "start": chunk.start, "end": chunk.end,
             "title": document.title, "date": document.date or "", "lang": document.lang, "chunk": chunk.index,
+            "page": page, "page_end": page_end, "section": layout.section_at(chunk.start),
+            **{key: json.dumps(marks, ensure_ascii=False) for key, marks in inside.items() if marks},
         },
         relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=document.file)},
     )

@@ -6,6 +6,7 @@ and a crash mid-ingest leaves it `pending`, to be redone by the next ingest.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS documents (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS documents_by_sha256 ON documents (sha256);
+CREATE TABLE IF NOT EXISTS layouts (file TEXT PRIMARY KEY, layout TEXT NOT NULL);
 """
 
 
@@ -106,12 +108,19 @@ class Registry:
         row = self._db.execute("SELECT text FROM documents WHERE file = ?", (file,)).fetchone()
         return row[0] if row else None
 
-    def mark_pending(self, record: DocumentRecord, text: str) -> None:
+    def layout(self, file: str) -> dict[str, object]:
+        """Pages, sections and key sentences recorded at ingest (JSON); {} for documents indexed before them."""
+        row = self._db.execute("SELECT layout FROM layouts WHERE file = ?", (file,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def mark_pending(self, record: DocumentRecord, text: str, layout: dict[str, object] | None = None) -> None:
         with self._db:
             self._db.execute(
                 f"INSERT OR REPLACE INTO documents ({_COLUMNS}, text) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*_values(record, status="pending"), text),
             )
+            self._db.execute("INSERT OR REPLACE INTO layouts (file, layout) VALUES (?, ?)",
+                             (record.file, json.dumps(layout or {}, ensure_ascii=False)))
 
     def set_pending(self, file: str) -> None:
         """Before a document's chunks are deleted: until it is gone from here too, it is not complete."""
@@ -128,10 +137,12 @@ class Registry:
     def remove(self, file: str) -> None:
         with self._db:
             self._db.execute("DELETE FROM documents WHERE file = ?", (file,))
+            self._db.execute("DELETE FROM layouts WHERE file = ?", (file,))
 
     def clear(self) -> None:
         with self._db:
             self._db.execute("DELETE FROM documents")
+            self._db.execute("DELETE FROM layouts")
             self._db.execute("DELETE FROM meta WHERE key != 'schema_version'")
 
     def __iter__(self) -> Iterator[DocumentRecord]:

@@ -13,6 +13,8 @@ _LETTER = re.compile(r"[^\W\d_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Typographic ligatures (PDFs keep them): "ﬁnance" must be found by "finance".
+_LIGATURES = {code: unicodedata.normalize("NFKC", chr(code)) for code in range(0xFB00, 0xFB07)}
 
 # Lines that are site furniture in any corpus, not article text.
 _BOILERPLATE_LINE = re.compile(
@@ -34,16 +36,21 @@ _STATEMENT_END = re.compile(r"[.。:;：；…,，][\"'”’»)\]]*$")
 
 def normalise(raw: str) -> str:
     """NFC, one space for any run of blanks, no trailing blanks, at most one empty line in a row."""
-    text = unicodedata.normalize("NFC", raw).replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", raw).translate(_LIGATURES).replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
 
 
+def drop_boilerplate_lines(lines: list[str]) -> list[str]:
+    """Without copyright, cookie and reading-time lines."""
+    return [line for line in lines if not _BOILERPLATE_LINE.search(line)]
+
+
 def drop_boilerplate(text: str) -> str:
     """Remove copyright/cookie/reading-time lines, a trailing related-links block, and a trailing run of
     three or more headline-like lines (teasers for other articles)."""
-    lines = [line for line in text.split("\n") if not _BOILERPLATE_LINE.search(line)]
+    lines = drop_boilerplate_lines(text.split("\n"))
     body_end = len(lines)
     for i in range(len(lines) * 2 // 3, len(lines)):
         if _RELATED_MARKER.search(lines[i]):

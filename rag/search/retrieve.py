@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from llama_index.core.schema import BaseNode
@@ -15,6 +16,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
+from rag.ingest.layout import Layout
 from rag.models.embeddings import Embedder
 from rag.store import VectorStore
 from rag.store.hybrid import pool_size
@@ -32,9 +34,27 @@ class Passage:
     lang: str = ""
     date: str | None = None
     rerank_score: float | None = None  # the cross-encoder's, when a reranker is configured
+    page: int | None = None  # first page, 1-based; None for formats without pages
+    page_end: int | None = None
+    section: str = ""  # "2 Design › 2.1 Storage"
+    # Page and section marks, (offset, value), of the document from this passage's start on (see ingest.layout).
+    page_marks: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    section_marks: tuple[tuple[int, str], ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["page_marks"], data["section_marks"]
+        return data
+
+    def page_span(self, start: int, end: int) -> tuple[int | None, int | None]:
+        """First and last page of the document text [start, end) inside (or just around) this passage."""
+        if self.page is None:
+            return None, None
+        layout = Layout(pages=((self.start, self.page), *self.page_marks))
+        return layout.page_span(start, end)
+
+    def section_at(self, offset: int) -> str:
+        return Layout(sections=((self.start, self.section), *self.section_marks)).section_at(offset)
 
 
 @dataclass(frozen=True)
@@ -143,5 +163,8 @@ def to_passage(node: BaseNode, score: float) -> Passage:
     return Passage(
         id=node.node_id, file=meta["file"], title=meta.get("title", meta["file"]), start=int(meta["start"]),
         end=int(meta["end"]), text=node.get_content(), score=float(score), lang=meta.get("lang", ""),
-        date=meta.get("date") or None,
+        date=meta.get("date") or None, page=meta.get("page"), page_end=meta.get("page_end"),
+        section=meta.get("section") or "",
+        page_marks=tuple((int(o), int(p)) for o, p in json.loads(meta.get("page_marks") or "[]")),
+        section_marks=tuple((int(o), str(t)) for o, t in json.loads(meta.get("section_marks") or "[]")),
     )

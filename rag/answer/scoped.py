@@ -1,0 +1,58 @@
+"""Questions about a whole document or the corpus (see search/scope.py), answered from the evidence their scope
+chooses: the document's key sentences, or each matching document's best sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rag.answer import overview
+from rag.answer.compose import Composer, Question
+from rag.answer.extractive import phrase
+from rag.answer.result import AnswerStream
+from rag.catalog import Catalog
+from rag.search.retrieve import Passage
+from rag.search.scope import Scope
+
+_CORPUS_POOL = 40  # passages read to find the documents about a topic
+
+
+def scoped_answer(scope: Scope, question: Question, catalog: Catalog, composer: Composer,
+                  search: Callable[[str, int], list[Passage]], threshold: float | None,
+                  stream: Callable[..., AnswerStream]) -> AnswerStream | None:
+    """The answer, or None when the scope cannot answer (a document indexed before key sentences existed)."""
+    if scope.kind == "document":
+        info = catalog.info(scope.file)
+        if info is None or not info.key:
+            return None
+        chunks = catalog.chunks(info.file, sorted({k[2] for k in info.key}))
+        chosen = overview.key_evidence(info, chunks, catalog.text(info.file))
+        written = overview.document_answer(question.lang, info, chosen)
+        return stream(question, chosen, list(chunks.values()), written)
+    if scope.topic:
+        found = [p for p in search(scope.topic, _CORPUS_POOL) if threshold is None or p.score >= threshold]
+        vector = np.asarray(composer.embed_query(scope.topic), dtype=np.float32)
+        chosen = overview.best_per_document(vector, scope.topic, question.lang, found, composer.vectors,
+                                            catalog.text)
+        total = len({p.file for p in found})
+        written = overview.corpus_answer(question.lang, scope.topic, chosen, total) if chosen else \
+            phrase(question.lang, "no_documents_about").format(topic=scope.topic)
+        return stream(question, chosen, found, written)
+    return _every_document(question, catalog, stream)
+
+
+def _every_document(question: Question, catalog: Catalog, stream: Callable[..., Any]) -> AnswerStream:
+    """The indexed documents, newest first, each with its first key sentence."""
+    infos = [info for file, _ in catalog.titles() if (info := catalog.info(file)) is not None]
+    infos.sort(key=lambda i: (i.date or "", i.title), reverse=True)
+    chosen, passages = [], []
+    for info in infos[: overview.MAX_LISTED]:
+        first = info.key[:1]
+        chunk = catalog.chunks(info.file, [first[0][2]]) if first else {}
+        picked = overview.key_evidence(overview.DocumentInfo(info.file, info.title, info.date, info.layout, first),
+                                       chunk, catalog.text(info.file), len(chosen) + 1)
+        chosen.extend(picked)
+        passages.extend(chunk.values())
+    return stream(question, chosen, passages, overview.corpus_answer(question.lang, "", chosen, len(infos)))
