@@ -7,11 +7,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from rag.answer.overview import DocumentInfo
 from rag.config import Settings
 from rag.errors import NotFoundError
 from rag.ingest.ingester import node_id
-from rag.ingest.layout import Layout
+from rag.ingest.layout import DocumentInfo, Layout
 from rag.ingest.registry import Registry
 from rag.search.retrieve import Passage, to_passage
 from rag.status import Status, disk_usage

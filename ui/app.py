@@ -10,6 +10,7 @@ import gradio as gr
 
 from rag.conversation import Turn
 from rag.errors import RagError
+from rag.ingest.layout import page_window
 from rag.pipeline import Pipeline
 from ui import render
 
@@ -88,9 +89,11 @@ class ChatHandlers:
             return gr.update(), gr.update()
         try:
             document = self.pipeline.document_text(passage["file"])
+            layout = self.pipeline.catalog.layout(passage["file"])
         except RagError as exc:
             raise gr.Error(str(exc)) from exc
-        return render.passage_in_document(passage, document), gr.Tabs(selected="passage")
+        shown = page_window(layout, passage.get("page"), passage.get("page_end"), len(document))
+        return render.passage_in_document(passage, document, shown), gr.Tabs(selected="passage")
 
     def new_chat(self) -> tuple[Any, ...]:
         return render.conversation([]), render.sources(0, None), "", []

@@ -7,6 +7,9 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
+
+from rag.ingest.layout import page_label
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 # Gradio's HTML component runs its value through a template engine: neutralise its syntax too.
@@ -106,18 +109,32 @@ def _evidence_row(turn_index: int, item: Mapping[str, Any], cited: Mapping[int, 
     snippet = item["text"][:400] + ("…" if len(item["text"]) > 400 else "")
     return (f'<div class="rag-snippet"><a href="#" class="rag-cite" data-turn="{turn_index}" data-n="{number}">'
             f"[{number}]</a> <span class=\"rag-sentence\">{escape(snippet)}</span> <span class=\"rag-meta\">"
-            f"{item['start']}–{item['end']} · "
+            f"{_place(item)} · "
             f"score {item['score']:.3f} · {mark}</span></div>")
 
 
-def passage_in_document(passage: Mapping[str, Any], document: str) -> str:
-    """The whole document, escaped, with the cited sentence(s) highlighted (and scrolled to by the page script)."""
+def _place(item: Mapping[str, Any]) -> str:
+    """Where a sentence stands in its document (the file is named above it): page and section, else offsets."""
+    parts = [page_label(item.get("page"), item.get("page_end")), str(item.get("section") or "")]
+    return escape(" · ".join(p for p in parts if p) or f"{item['start']}–{item['end']}")
+
+
+def passage_in_document(passage: Mapping[str, Any], document: str, shown: tuple[int, int] | None = None) -> str:
+    """The cited page(s), or the whole document without pages, escaped, with the cited sentence(s) highlighted
+    (and scrolled to by the page script), and a link that opens the original file at the page."""
     start, end = int(passage["start"]), int(passage["end"])
+    begin, stop = shown or (0, len(document))
+    begin, stop = min(begin, start), max(stop, end)
+    page = passage.get("page")
+    label = page_label(page, passage.get("page_end"))
+    place = " · ".join(p for p in (escape(passage["file"]), label, escape(passage.get("section") or "")) if p)
+    url = f"/api/files/{quote(str(passage['file']))}" + (f"#page={int(page)}" if page else "")
+    opening = f"Open the original at {label}" if label else "Open the original file"
     return (
-        f'<div class="rag-doc-head"><b>{escape(passage["title"])}</b><br><span class="rag-meta">'
-        f'{escape(passage["file"])} · characters {start}–{end}</span></div>'
-        f'<div class="rag-doc">{escape(document[:start])}<mark class="rag-mark">{escape(document[start:end])}'
-        f"</mark>{escape(document[end:])}</div>"
+        f'<div class="rag-doc-head"><b>{escape(passage["title"])}</b><br><span class="rag-meta">{place} · '
+        f'<a href="{escape(url)}" target="_blank" rel="noopener" class="rag-original">{opening}</a></span></div>'
+        f'<div class="rag-doc">{escape(document[begin:start])}<mark class="rag-mark">{escape(document[start:end])}'
+        f"</mark>{escape(document[end:stop])}</div>"
     )
 
 

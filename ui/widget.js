@@ -64,6 +64,7 @@
     '.rag-widget-passage-close { border: 0; background: transparent; color: #667085; font-size: 16px;',
     '  line-height: 1; padding: 0 2px; }',
     '.rag-widget-passage-file { color: #667085; font-size: 12px; overflow-wrap: anywhere; }',
+    '.rag-widget-original { color: #2457d6; }',
     '.rag-widget-mark { background: #ffe58f; color: #111; padding: 0 1px; }',
     '.rag-widget-passage-text { margin-top: 4px; white-space: pre-wrap; overflow-wrap: anywhere;',
     '  max-height: 220px; overflow-y: auto; }',
@@ -215,13 +216,53 @@
     });
     head.appendChild(close);
     box.appendChild(head);
-    box.appendChild(el('div', { 'class': 'rag-widget-passage-file' }, citation.file || ''));
+    var place = el('div', { 'class': 'rag-widget-passage-file' }, placeOf(citation));
+    var original = el('a', { href: '#', 'class': 'rag-widget-original' },
+      citation.page ? 'open at p. ' + citation.page : 'open the original');
+    original.addEventListener('click', function (event) {
+      event.preventDefault();
+      openOriginal(citation);
+    });
+    place.appendChild(document.createTextNode(' \u00b7 '));
+    place.appendChild(original);
+    box.appendChild(place);
     box.appendChild(passageText(citation));
     box.setAttribute('data-n', String(citation.number));
     box.hidden = false;
     marker.setAttribute('aria-expanded', 'true');
     var mark = box.querySelector('mark');
     (mark || box).scrollIntoView({ block: 'center' }); // the cited sentence itself, not the passage's start
+  }
+
+  /** "report.pdf · p. 5 · 2 Design": the file, its page(s) and section, where the document has them. */
+  function placeOf(citation) {
+    var page = '';
+    if (citation.page) {
+      page = citation.page_end && citation.page_end !== citation.page
+        ? 'pp. ' + citation.page + '\u2013' + citation.page_end : 'p. ' + citation.page;
+    }
+    return [citation.file || '', page, citation.section || ''].filter(Boolean).join(' \u00b7 ');
+  }
+
+  /** The original file in a new tab, at the cited page. Fetched with the key (a plain link carries none), then
+   *  shown from a blob URL; the tab is opened at once, inside the click, so no pop-up blocker stops it. */
+  function openOriginal(citation) {
+    var tab = window.open('', '_blank');
+    var headers = {};
+    if (KEY) headers.Authorization = 'Bearer ' + KEY;
+    fetch(ORIGIN + '/api/files/' + citation.file.split('/').map(encodeURIComponent).join('/'), { headers: headers })
+      .then(function (response) {
+        if (!response.ok) throw new Error('the original file is not available (' + response.status + ')');
+        return response.blob();
+      })
+      .then(function (blob) {
+        var url = URL.createObjectURL(blob) + (citation.page ? '#page=' + citation.page : '');
+        if (tab) tab.location.href = url;
+      })
+      .catch(function (error) {
+        if (tab) tab.close();
+        setStatus(error.message);
+      });
   }
 
   /** The cited passage as text, with exactly the cited sentence(s) in a <mark> (offsets are the document's). */

@@ -46,6 +46,20 @@ def evidence_budget(rate: float | None, target_s: float, fixed_tokens: int, ceil
     return max(0, min(ceiling, int(rate * target_s) - fixed_tokens))
 
 
+def within_budget(chosen: Sequence[evidence.Evidence], budget_tokens: int, count_tokens: Callable[[str], int],
+                  floor: int = 3) -> list[evidence.Evidence]:
+    """The first pieces that fit the budget (at least `floor`), in their order."""
+    kept: list[evidence.Evidence] = []
+    used = 0
+    for item in chosen:
+        cost = count_tokens(item.text) + 6
+        if used + cost > budget_tokens and len(kept) >= floor:
+            break
+        kept.append(item)
+        used += cost
+    return kept
+
+
 class Composer:
     """One per pipeline: it keeps the sentence vectors of the passages it has read."""
 
@@ -133,7 +147,7 @@ class Composer:
         model writes from the evidence that fits the budget, checked like any answer."""
         if mode == "generate" and chosen:
             budget = self.budget(llm, question, window_tokens)
-            kept = evidence.within_budget(chosen, budget, llm.count_tokens, self.settings.min_evidence_sentences)
+            kept = within_budget(chosen, budget, llm.count_tokens, self.settings.min_evidence_sentences)
             chosen = [replace(e, number=n) for n, e in enumerate(kept, 1)]
             timings["evidence_budget_tokens"] = budget
         timings["evidence_sentences"] = len(chosen)

@@ -319,26 +319,6 @@ def select(
     return _numbered(chosen, best, spread)
 
 
-def within_budget(chosen: Sequence[Evidence], budget_tokens: int, count_tokens: Callable[[str], int],
-                  floor: int = 3) -> list[Evidence]:
-    """The first pieces that fit the budget (at least `floor`), in their order."""
-    kept: list[Evidence] = []
-    used = 0
-    for item in chosen:
-        cost = count_tokens(item.text) + 6
-        if used + cost > budget_tokens and len(kept) >= floor:
-            break
-        kept.append(item)
-        used += cost
-    return kept
-
-
-def placed(passage: Passage, start: int, end: int) -> dict[str, Any]:
-    """The page(s) and section of the document text [start, end) of a passage."""
-    page, page_end = passage.page_span(start, end)
-    return {"page": page, "page_end": page_end, "section": passage.section_at(start)}
-
-
 def _numbered(chosen: Sequence[_Piece], best: float, spread: float) -> list[Evidence]:
     order: dict[str, float] = {}
     for piece in chosen:
@@ -354,6 +334,6 @@ def _numbered(chosen: Sequence[_Piece], best: float, spread: float) -> list[Evid
             # two chunks, or a long sentence the chunker cut into windows)
             passage_start=min(p.start, piece.start, max(0, piece.start - CONTEXT_CHARS)),
             passage_end=max(p.end, piece.end + CONTEXT_CHARS),
-            margin=round((best - piece.best.score) / spread, 3), **placed(p, piece.start, piece.end),
+            margin=round((best - piece.best.score) / spread, 3), **p.placed(piece.start, piece.end),
         ))
     return evidence

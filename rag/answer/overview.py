@@ -6,26 +6,16 @@ sentence. Either is evidence like any other: numbered, cited, and with a model c
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from rag.answer import evidence as ev
 from rag.answer.extractive import phrase, quote
-from rag.ingest.layout import Layout, page_label
+from rag.ingest.layout import DocumentInfo, page_label
 from rag.search.retrieve import Passage
 
 MAX_LISTED = 12  # documents named in a corpus answer; the rest are counted
 _OUTLINE_SECTIONS = 12
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    file: str
-    title: str
-    date: str | None
-    layout: Layout
-    key: list[list[int]]  # [start, end, chunk index] of its key sentences
 
 
 def key_evidence(info: DocumentInfo, passages: dict[int, Passage], text: str, first_number: int = 1
@@ -44,7 +34,7 @@ def _evidence(number: int, passage: Passage, start: int, end: int, text: str, sc
     return ev.Evidence(
         number=number, file=passage.file, title=passage.title, start=start, end=end, text=text, score=score,
         lang=passage.lang, date=passage.date, passage_id=passage.id, passage_start=min(passage.start, start),
-        passage_end=max(passage.end, end), **ev.placed(passage, start, end))
+        passage_end=max(passage.end, end), **passage.placed(start, end))
 
 
 def document_answer(lang: str, info: DocumentInfo, evidence: Sequence[ev.Evidence]) -> str:

@@ -13,6 +13,7 @@ from rag.answer.compose import Composer, Question
 from rag.answer.extractive import phrase
 from rag.answer.result import AnswerStream
 from rag.catalog import Catalog
+from rag.ingest.layout import DocumentInfo
 from rag.search.retrieve import Passage
 from rag.search.scope import Scope
 
@@ -51,7 +52,7 @@ def _every_document(question: Question, catalog: Catalog, stream: Callable[..., 
     for info in infos[: overview.MAX_LISTED]:
         first = info.key[:1]
         chunk = catalog.chunks(info.file, [first[0][2]]) if first else {}
-        picked = overview.key_evidence(overview.DocumentInfo(info.file, info.title, info.date, info.layout, first),
+        picked = overview.key_evidence(DocumentInfo(info.file, info.title, info.date, info.layout, first),
                                        chunk, catalog.text(info.file), len(chosen) + 1)
         chosen.extend(picked)
         passages.extend(chunk.values())

@@ -18,6 +18,7 @@ from rag.cli.shared import err, open_pipeline, out, print_json, print_notices, s
 from rag.config import describe_settings, load_settings
 from rag.conversation import Turn
 from rag.errors import RagError
+from rag.ingest.layout import where
 from rag.pipeline import Pipeline
 
 app = typer.Typer(
@@ -91,7 +92,8 @@ def search(query: str, top_k: TopK = None, files: Files = None, as_json: AsJson 
     if not passages:
         out.print("No passages found.")
     for rank, p in enumerate(passages, 1):
-        out.print(f"[bold]{rank}.[/] {p.score:.3f}  [cyan]{escape(p.title)}[/] — {escape(p.file)} [{p.start}:{p.end}]")
+        place = f"{escape(where(p))} [{p.start}:{p.end}]"
+        out.print(f"[bold]{rank}.[/] {p.score:.3f}  [cyan]{escape(p.title)}[/] — {place}")
         out.print(f"   {escape(p.text)}\n")
 
 
@@ -110,7 +112,7 @@ def _render_grounding(answer: Any) -> None:
     for c in answer.citations:
         mark = (" (attributed)" if c.attributed else "") + ("" if c.verified else " [yellow](unverified)[/]")
         when = f" · {c.date}" if c.date else ""
-        out.print(f"[bold][{c.number}][/] [cyan]{escape(c.title)}[/]{when} — {escape(c.file)} "
+        out.print(f"[bold][{c.number}][/] [cyan]{escape(c.title)}[/]{when} — {escape(where(c))} "
                   f"[{c.start}:{c.end}]{mark}\n    {escape(' '.join(c.text.split()))}")
 
 

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 SECTION_SEPARATOR = " › "
 _HEADER_LINES = 3  # lines at the top and at the bottom of a page where running headers and footers sit
@@ -58,6 +59,17 @@ class Layout:
         return cls(pages=pages, sections=sections, page_count=int(data.get("page_count") or 0))  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What a whole-document answer needs of an indexed document."""
+
+    file: str
+    title: str
+    date: str | None
+    layout: Layout
+    key: list[list[int]]  # [start, end, chunk index] of its key sentences (ingest.keypoints)
+
+
 def _mark_at(marks: Sequence[tuple[int, object]], offset: int):  # type: ignore[no-untyped-def]
     if not marks:
         return None
@@ -65,11 +77,32 @@ def _mark_at(marks: Sequence[tuple[int, object]], offset: int):  # type: ignore[
     return marks[max(i, 0)][1]
 
 
+def page_window(layout: Layout, page: int | None, page_end: int | None, length: int) -> tuple[int, int]:
+    """[start, end) of the pages a citation spans, or the whole text for a document without pages."""
+    first = layout.page_bounds(page, length) if page is not None else None
+    last = layout.page_bounds(page_end, length) if page_end is not None else first
+    if first is None or last is None:
+        return 0, length
+    return first[0], last[1]
+
+
 def page_label(page: int | None, page_end: int | None) -> str:
     """"p. 5", "pp. 5–6", or "" for text without pages."""
     if page is None:
         return ""
     return f"pp. {page}–{page_end}" if page_end is not None and page_end != page else f"p. {page}"
+
+
+class Placed(Protocol):
+    file: str
+    page: int | None
+    page_end: int | None
+    section: str
+
+
+def where(item: Placed) -> str:
+    """"report.pdf p. 5 · 2 Design › 2.1 Storage": a passage's or citation's place, as every front end shows it."""
+    return " · ".join(p for p in (f"{item.file} {page_label(item.page, item.page_end)}".strip(), item.section) if p)
 
 
 def strip_running_lines(pages: list[list[str]]) -> list[list[str]]:

@@ -53,6 +53,11 @@ class Passage:
         layout = Layout(pages=((self.start, self.page), *self.page_marks))
         return layout.page_span(start, end)
 
+    def placed(self, start: int, end: int) -> dict[str, Any]:
+        """The page(s) and section of the document text [start, end): Evidence and Citation fields."""
+        page, page_end = self.page_span(start, end)
+        return {"page": page, "page_end": page_end, "section": self.section_at(start)}
+
     def section_at(self, offset: int) -> str:
         return Layout(sections=((self.start, self.section), *self.section_marks)).section_at(offset)
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from rag import __version__
 from rag.errors import NotFoundError, RagError
 from rag.pipeline import Pipeline
-from rag.server import ask, documents, openai_compat, passages, widget
+from rag.server import ask, documents, files, openai_compat, passages, widget
 from rag.server.access import Access, AskQueue, RateLimiter
 from rag.server.answering import public_message
 from rag.server.guard import MAX_FILES_PER_UPLOAD, BodyLimit, authorise
@@ -46,7 +46,7 @@ def create_app(pipeline: Pipeline, mount_ui: bool = True) -> FastAPI:
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "version": __version__}
 
-    for feature in (ask, openai_compat, documents, passages, widget):
+    for feature in (ask, openai_compat, documents, passages, files, widget):
         app.include_router(feature.router)
     return mount_chat_ui(app, pipeline, max_upload_bytes) if mount_ui else app
 
