@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 SECTION_SEPARATOR = " › "
-_HEADER_LINES = 3  # lines at the top and at the bottom of a page where running headers and footers sit
+_HEADER_LINES = 3
+_HEADER_WORDS = 12  # lines at the top and at the bottom of a page where running headers and footers sit
 _DIGITS = re.compile(r"\d+")
 _ROMAN_PAGE = re.compile(r"^[ivxlc]+$")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$", re.MULTILINE)
 _NUMBERING = re.compile(r"^(\d+(\.\d+)*\.?|[A-Z](\.\d+)*\.?|[IVX]+\.)\s+")
 _LIST_ITEM = re.compile(r"^([•▪◦‣·*–—-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
+_HYPHENATED = re.compile(r"[^\W\d_]{2}-$")
 _CJK_END_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]$")
 _SENTENCE_END = re.compile(r"[.!?。！？:;…]['\"”’»)\]]*$")
 
@@ -135,6 +137,9 @@ def _edges(lines: list[str]) -> list[str]:
 
 
 def _running_key(line: str) -> str:
+    """The line with its numbers as "#"; "" (never running) for a line longer than a header or footer is."""
+    if len(line.split()) > _HEADER_WORDS:
+        return ""
     key = _DIGITS.sub("#", " ".join(line.lower().split()))
     return "#" if _ROMAN_PAGE.match(key) else key
 
@@ -150,7 +155,10 @@ def unwrap_lines(lines: list[str]) -> list[str]:
     for line in lines[1:]:
         previous = out[-1]
         if len(previous.rsplit("\n", 1)[-1]) >= full and not _LIST_ITEM.match(line):
-            out[-1] = previous + ("" if _CJK_END_CHAR.search(previous) else " ") + line
+            if _HYPHENATED.search(previous) and line[:1].islower():  # "man-" + "agement": one word again
+                out[-1] = previous[:-1] + line
+            else:
+                out[-1] = previous + ("" if _CJK_END_CHAR.search(previous) else " ") + line
         else:
             out.append(line)
     return out
