@@ -30,7 +30,7 @@ from rag.search.follow_ups import follow_up_query
 from rag.search.rerank import Reranker
 from rag.search.retrieve import Passage, QueryForm, Retriever, to_passage
 from rag.search.translate import QueryTranslator, model_languages
-from rag.status import Status, disk_usage
+from rag.status import ModelSource, Status, disk_usage, model_sources
 from rag.store import VectorStore, open_vector_store, verify_store
 from rag.store.lock import IndexLock
 from rag.store.scale import outgrown_notice
@@ -203,8 +203,13 @@ class Pipeline:
             index_dir=self.settings.index_dir.absolute(), index_bytes=disk_usage(self.settings.index_dir),
             backend=f"Qdrant server {self.settings.qdrant_url}" if self.settings.qdrant_url
             else "Qdrant Edge (embedded)",
-            chunking=self.registry.meta("chunking"),
+            chunking=self.registry.meta("chunking"), embedding_hub=self.registry.meta("embedding_hub"),
         )
+
+    def model_sources(self) -> list[ModelSource]:
+        """Where the embedding model and the LLM come from (`rag status`), without loading or downloading one."""
+        return model_sources(self.settings, self.registry.meta("embedding_model"),
+                             self._embedder.ref if self._embedder else None, getattr(self._llm, "ref", None))
 
     def document_text(self, file: str) -> str:
         text = self.registry.text(file)
