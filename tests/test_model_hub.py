@@ -4,14 +4,18 @@ packaged MiniLM folder as the files; Hugging Face is a closed loopback port, ref
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import filecmp
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -271,3 +275,47 @@ def test_a_failed_download_is_one_line_naming_the_hub(tmp_path: Path, modelscope
     message = str(failed.value)
     assert message.startswith("cannot download someone/missing-GGUF/model.gguf from ModelScope (")
     assert message.endswith(": check the model id and your connection") and "\n" not in message
+
+
+def _self_signed(folder: Path) -> ssl.SSLContext:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+def _listen(answer: Callable[[socket.socket], None]) -> str:
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            conn, _ = server.accept()
+            with contextlib.suppress(OSError):
+                answer(conn)
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_the_probe_counts_a_site_that_drops_the_tls_handshake_as_unreachable(tmp_path: Path) -> None:
+    """What a blocked hub often does: accept the connection, then reset the handshake. A real TLS server (even
+    with a certificate nobody trusts: the download itself checks it) is reachable."""
+    context = _self_signed(tmp_path)
+    tls = _listen(lambda conn: context.wrap_socket(conn, server_side=True).close())
+    drops = _listen(lambda conn: None)
+    assert hubs.reachable(f"https://{tls}") and hubs.reachable(f"http://{drops}")
+    assert not hubs.reachable(f"https://{drops}")
