@@ -32,7 +32,7 @@ class Catalog:
             documents=registry.documents(), embedding_model=registry.meta("embedding_model"),
             index_dir=settings.index_dir.absolute(), index_bytes=disk_usage(settings.index_dir),
             backend=f"Qdrant server {settings.qdrant_url}" if settings.qdrant_url else "Qdrant Edge (embedded)",
-            chunking=registry.meta("chunking"),
+            chunking=registry.meta("chunking"), embedding_hub=registry.meta("embedding_hub"),
         )
 
     def text(self, file: str) -> str:

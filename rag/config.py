@@ -44,8 +44,8 @@ class Settings(BaseSettings):
 
     embedding_model: str = Field(
         "",
-        description="sentence-transformers model (hub id or local folder); empty = the model that built "
-        f"the index, else {DEFAULT_EMBEDDING_MODEL}.",
+        description="sentence-transformers model (hub id, modelscope:OWNER/NAME, or local folder); empty = the "
+        f"model that built the index, else {DEFAULT_EMBEDDING_MODEL}.",
     )
     embedding_batch_size: int = Field(32, ge=1, le=1024, description="Chunks embedded per batch.")
     embedding_precision: Literal["auto", "float32", "bfloat16"] = Field(
@@ -107,7 +107,8 @@ class Settings(BaseSettings):
 
     llm_model: str = Field(
         "",
-        description=f"GGUF file path or hub repo id; empty = {DEFAULT_LLM_REPO}.",
+        description=f"GGUF file path or hub repo id (modelscope:OWNER/NAME for ModelScope); empty = "
+        f"{DEFAULT_LLM_REPO}.",
     )
     llm_file: str = Field("", description=f"GGUF file name (or glob) inside a hub repo; default {DEFAULT_LLM_FILE}.")
     llm_base_url: str = Field("", description="OpenAI-compatible server URL (vLLM, llama-server, Ollama).")
@@ -120,6 +121,11 @@ class Settings(BaseSettings):
     request_timeout: float = Field(120.0, gt=0, description="Seconds to wait for a server (LLM or Qdrant).")
 
     offline: bool = Field(False, description="Never contact a model hub (HF_HUB_OFFLINE=1 also does this).")
+    model_hub: Literal["auto", "huggingface", "modelscope"] = Field(
+        "auto", description="Where models are downloaded from: auto = Hugging Face, else ModelScope when Hugging Face "
+        "cannot be reached, else the packaged models; or one hub only. A name written modelscope:OWNER/NAME (or "
+        "huggingface:OWNER/NAME) always comes from that hub. Mirrors: HF_ENDPOINT, MODELSCOPE_ENDPOINT.",
+    )
 
     host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
     port: int = Field(7860, ge=1, le=65535, description="Port `rag serve` listens on.")

@@ -16,7 +16,7 @@ from rag.answer.generate import relevance_gate
 from rag.answer.prefill import Prefiller
 from rag.answer.result import AnswerStream
 from rag.answer.scoped import scoped_answer
-from rag.answer.support import SupportJudge
+from rag.answer.support import support_judge
 from rag.catalog import Catalog
 from rag.config import Settings
 from rag.conversation import Turn, trim_history
@@ -25,7 +25,7 @@ from rag.ingest.ingester import INDEX_FORMAT, Ingester, IngestReport, NoProgress
 from rag.ingest.registry import Registry
 from rag.ingest.text import detect_language
 from rag.ingest.uploads import UPLOADS_DIR, save_upload
-from rag.models.calibration import relevance_threshold, support_threshold
+from rag.models.calibration import relevance_threshold
 from rag.models.embeddings import Embedder
 from rag.models.llm import ChatLLM, load_llm
 from rag.models.resolve import resolve_embedding, resolve_reranker
@@ -34,7 +34,7 @@ from rag.search.rerank import Reranker
 from rag.search.retrieve import Passage, QueryForm, Retriever
 from rag.search.scope import scope_of
 from rag.search.translate import QueryTranslator, model_languages
-from rag.status import Status
+from rag.status import ModelSource, Status, model_sources
 from rag.store import VectorStore, open_vector_store, verify_store
 from rag.store.lock import IndexLock
 from rag.store.scale import outgrown_notice
@@ -209,6 +209,11 @@ class Pipeline:
         """The documents' text, layout, key sentences and original files."""
         return Catalog(lambda: self.registry, lambda: self.store, self._index)
 
+    def model_sources(self) -> list[ModelSource]:
+        """Where the embedding model and the LLM come from (`rag status`), without loading or downloading one."""
+        return model_sources(self.settings, self.registry.meta("embedding_model"),
+                             self._embedder.ref if self._embedder else None, getattr(self._llm, "ref", None))
+
     def document_text(self, file: str) -> str:
         return self.catalog.text(file)
 
@@ -286,7 +291,7 @@ class Pipeline:
         if scope.kind != "passages":  # a whole document or the corpus: evidence chosen by the scope
             given = partial(self.composer.stream_given, llm=llm, mode=mode, max_tokens=budget.max_tokens,
                             window_tokens=budget.passage_tokens, timings=timings, models=models,
-                            notices=self.notices(), document_text=self.document_text, judge=self._support_judge())
+                            notices=self.notices(), document_text=self.document_text, judge=support_judge(embedder))
             found = scoped_answer(scope, asked, self.catalog, self.composer,
                                   lambda text, k: self.search(text, k, files, lang),
                                   relevance_threshold(self.settings.relevance_threshold, embedder.name, lang), given)
@@ -309,7 +314,7 @@ class Pipeline:
         return self.composer.stream(
             asked, passages, relevance_gate(passages, threshold),
             llm, mode=mode, max_tokens=budget.max_tokens, window_tokens=budget.passage_tokens, timings=timings,
-            models=models, notices=self.notices(), document_text=self.document_text, judge=self._support_judge(),
+            models=models, notices=self.notices(), document_text=self.document_text, judge=support_judge(self.embedder),
             after=after)
 
     @property
@@ -319,12 +324,6 @@ class Pipeline:
             if self._composer is None:
                 self._composer = Composer(self.settings, embedder.embed_passages, embedder.embed_query)
             return self._composer
-
-    def _support_judge(self) -> SupportJudge:
-        """Judges by meaning across languages only with an embedder that reads any language and a calibration."""
-        multilingual = model_languages(self.embedder.ref.path) is None
-        threshold = support_threshold(self.embedder.name) if multilingual else None
-        return SupportJudge(self.embedder.embed_queries, threshold)
 
     def settle(self) -> None:
         """Wait for background work on the model (the next turn's prefix) to finish."""

@@ -16,7 +16,10 @@ import numpy as np
 from rag.answer import grounding
 from rag.ingest.chunking import sentence_spans
 from rag.ingest.text import detect_language
+from rag.models.calibration import support_threshold
+from rag.models.embeddings import Embedder
 from rag.search.retrieve import Passage
+from rag.search.translate import model_languages
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -50,3 +53,10 @@ class SupportJudge:
             sentences = [passage.text[s:e] for s, e in sentence_spans(passage.text)] or [passage.text]
             self._passage_vectors[passage.id] = self._embed(sentences)  # type: ignore[misc]
         return self._passage_vectors[passage.id]
+
+
+def support_judge(embedder: Embedder) -> SupportJudge:
+    """Judges by meaning across languages only with an embedder that reads any language and a calibration."""
+    multilingual = model_languages(embedder.ref.path) is None
+    threshold = support_threshold(embedder.name) if multilingual else None
+    return SupportJudge(embedder.embed_queries, threshold)

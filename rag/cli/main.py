@@ -19,7 +19,9 @@ from rag.config import describe_settings, load_settings
 from rag.conversation import Turn
 from rag.errors import RagError
 from rag.ingest.layout import where
+from rag.models import hubs
 from rag.pipeline import Pipeline
+from rag.status import SERVER, ModelSource
 
 app = typer.Typer(
     help="Ask questions about your documents and get answers with citations you can check, "
@@ -45,6 +47,8 @@ def configure(
     llm_file: Annotated[str | None, typer.Option(help="GGUF file name inside the hub repo.")] = None,
     llm_base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for the LLM.")] = None,
     offline: Annotated[bool | None, typer.Option("--offline", help="Never contact a model hub.")] = None,
+    model_hub: Annotated[str | None, typer.Option(help="Where models come from: auto, huggingface or modelscope.")]
+    = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     state["debug"] = debug
@@ -52,7 +56,7 @@ def configure(
     state["flags"] = {
         "corpus_dir": corpus_dir, "index_dir": index_dir, "qdrant_url": qdrant_url, "collection": collection,
         "embedding_model": embedding_model, "llm_model": llm_model, "llm_file": llm_file,
-        "llm_base_url": llm_base_url, "offline": offline,
+        "llm_base_url": llm_base_url, "offline": offline, "model_hub": model_hub,
     }
 
 
@@ -207,9 +211,10 @@ def serve(
 def status(as_json: AsJson = False) -> None:
     """List the indexed documents, chunk counts, the embedding model and the index location and size."""
     with open_pipeline() as pipeline:
-        info = pipeline.status()
+        info, models = pipeline.status(), pipeline.model_sources()
+        plan = hubs.plan(pipeline.settings.model_hub, pipeline.settings.offline)
     if as_json:
-        print_json(info.to_dict())
+        print_json({**info.to_dict(), "models": [m.to_dict() for m in models]})
         return
     table = Table(box=None)
     table.add_column("file", no_wrap=True)
@@ -219,8 +224,20 @@ def status(as_json: AsJson = False) -> None:
     for d in info.documents:
         table.add_row(escape(d.file), escape(d.title), d.lang, d.date or "", str(d.chunks), d.status)
     out.print(table)
+    built = f" (from {hubs.SOURCES[info.embedding_hub]})" if info.embedding_hub in hubs.SOURCES else ""
     out.print(f"\n{len(info.documents)} documents, {info.chunks} chunks; embedding model {info.embedding_model or '-'}"
-              f"\nindex: {info.index_dir} ({info.index_bytes / 1e6:.1f} MB), {info.backend}")
+              f"{built}\nindex: {info.index_dir} ({info.index_bytes / 1e6:.1f} MB), {info.backend}")
+    for model in models:
+        out.print(f"{'LLM' if model.role == 'llm' else 'embedding model'} {escape(model.name or '-')}: "
+                  f"{_where(model, plan)}")
+
+
+def _where(model: ModelSource, plan: str) -> str:
+    if model.hub == SERVER:
+        return f"served by {escape(model.path)}"
+    if not model.hub:
+        return f"not downloaded yet; model hubs: {escape(plan)}"
+    return f"from {hubs.SOURCES[model.hub]} ({escape(model.path)})"
 
 
 @app.command()
@@ -240,6 +257,7 @@ def config() -> None:
     for name, value, source in describe_settings(settings, state["config"], **state["flags"]):
         table.add_row(name, escape(value), source)
     out.print(table)
+    out.print(f"\nmodel hubs: {escape(hubs.plan(settings.model_hub, settings.offline))}")
 
 register_eval(app)
 register_bench(app)

@@ -214,8 +214,9 @@ class Ingester:
     def _write(self, group: list[tuple[Document, list[Chunk], bool]]) -> None:
         texts = [chunk.text for _, chunks, _ in group for chunk in chunks]
         vectors = self.embedder.embed_passages(texts, on_batch=lambda n: self.progress.advance("chunks", n))
-        self.registry.set_meta(embedding_model=self.embedder.name, dimension=self.embedder.dimension,
-                               index_format=INDEX_FORMAT)
+        # The hub is a note for `rag status`: the same model from another hub is the same model (one name).
+        self.registry.set_meta(embedding_model=self.embedder.name, embedding_hub=self.embedder.ref.hub,
+                               dimension=self.embedder.dimension, index_format=INDEX_FORMAT)
         offset = 0
         for document, chunks, _ in group:
             doc_vectors = vectors[offset : offset + len(chunks)]

@@ -62,6 +62,7 @@ class LlamaCppLLM:
     def __init__(self, model: ModelRef, n_ctx: int, n_threads: int = 0) -> None:
         from llama_cpp import Llama
 
+        self.ref = model
         self.name = model.name
         self.notice = model.notice
         try:

