@@ -17,6 +17,7 @@ from rag.answer.result import AnswerStream
 from rag.answer.support import SupportJudge
 from rag.config import Settings
 from rag.conversation import Turn, trim_history
+from rag.conversations import FILE_NAME, ConversationStore
 from rag.errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from rag.ingest.ingester import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from rag.ingest.registry import Registry
@@ -42,6 +43,7 @@ class Pipeline:
         self.settings = settings
         self._lock = IndexLock(settings.index_dir)
         self._registry: Registry | None = None
+        self._conversations: ConversationStore | None = None
         self._store: VectorStore | None = None
         self._embedder: Embedder | None = None
         self._llm: ChatLLM | None = llm
@@ -64,6 +66,14 @@ class Pipeline:
         if self._registry is None:
             self._registry = Registry(self.settings.index_dir / "registry.sqlite")
         return self._registry
+
+    @property
+    def conversations(self) -> ConversationStore:  # a file of its own: a rebuilt index keeps the conversations
+        with self._build:
+            if self._conversations is None:
+                settings = self.settings
+                self._conversations = ConversationStore(settings.index_dir / FILE_NAME, settings.max_conversations)
+            return self._conversations
 
     @property
     def store(self) -> VectorStore:
@@ -207,8 +217,7 @@ class Pipeline:
         )
 
     def document_text(self, file: str) -> str:
-        text = self.registry.text(file)
-        if text is None:
+        if (text := self.registry.text(file)) is None:
             raise NotFoundError(f"{file} is not in the index", "see `rag status` for the indexed files")
         return text
 
@@ -325,12 +334,10 @@ class Pipeline:
 
     def close(self) -> None:
         self.settle()  # the model must not be freed under a running prefill
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._registry is not None:
-            self._registry.close()
-            self._registry = None
+        for part in (self._store, self._registry, self._conversations):
+            if part is not None:
+                part.close()
+        self._store = self._registry = self._conversations = None
         self._lock.release()
 
     def __enter__(self) -> Pipeline:

@@ -14,7 +14,9 @@ from rag.server.access import Access, RateLimiter, Role
 
 # Only these GETs need no key; any other method on the same paths (Gradio has a POST /login) needs one.
 PUBLIC = {"/healthz", "/widget.js", "/login"}
-ASK_ROUTES = {"/api/ask", "/v1/chat/completions", "/v1/models"}
+ASK_ROUTES = {"/api/ask", "/v1/chat/completions", "/v1/models", "/api/feedback", "/api/conversations"}
+# Reachable with the ask key; each route then limits an ask-key caller to what it may see (its own conversations).
+ASK_PREFIXES = ("/api/passages/", "/api/conversations/")
 UPLOAD_ROUTES = {"/api/documents", "/gradio_api/upload"}
 MAX_FILES_PER_UPLOAD = 20
 MAX_BODY_BYTES = 1 << 20  # every request body but uploads
@@ -38,7 +40,8 @@ def authorise(access: Access, limiter: RateLimiter) -> Callable[[Request, CallNe
         if path in PUBLIC and request.method in ("GET", "HEAD"):
             return await call_next(request)
         role = access.role(request_key(request), request.headers.get("origin"))
-        needed = Role.ASK if path in ASK_ROUTES or path.startswith("/api/passages/") else Role.ADMIN
+        needed = Role.ASK if path in ASK_ROUTES or path.startswith(ASK_PREFIXES) else Role.ADMIN
+        request.state.role = role
         if role < needed:
             if role == Role.NONE and "text/html" in request.headers.get("accept", ""):
                 return HTMLResponse("<p>This rag server needs a key: open <code>/login?key=YOUR_KEY</code>.</p>",
