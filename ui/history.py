@@ -101,5 +101,5 @@ class HistoryHandlers:
             raise gr.Error(str(exc)) from exc
         turns = [*turns]
         turns[index] = {**turn, "comment": (text or "").strip() or None}
-        gr.Info("Thanks: the comment is saved with your rating.")
+        gr.Info("Thanks: the comment is saved with your rating.", duration=4)
         return render.conversation(turns), turns, gr.Row(visible=False), ""
