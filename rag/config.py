@@ -5,20 +5,24 @@ Later sources win. Nothing below the front ends reads the environment; they rece
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
 from rag.errors import ConfigError
 
@@ -29,6 +33,10 @@ DEFAULT_LLM_REPO = "Qwen/Qwen2.5-1.5B-Instruct-GGUF"
 DEFAULT_LLM_FILE = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
 
 _toml_file: ContextVar[Path | None] = ContextVar("rag_toml_file", default=None)
+# A list setting reaches the validator as written (NoDecode): a JSON list or "a,b" both parse there, and a bad
+# value fails as a validation error naming the setting instead of pydantic-settings' JSON traceback.
+StringList = Annotated[list[str], NoDecode]
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -133,8 +141,9 @@ class Settings(BaseSettings):
     ask_key: SecretStr = Field(
         SecretStr(""), description="API key that can only ask (safe in a public page's widget tag)."
     )
-    allowed_origins: list[str] = Field(
-        default_factory=list, description="Origins (scheme://host:port) whose pages may call the API (CORS)."
+    allowed_origins: StringList = Field(
+        default_factory=list, description="Origins (scheme://host:port) whose pages may call the API (CORS): a list, "
+        "or one string of comma-separated origins.",
     )
     ask_rate_per_minute: int = Field(30, ge=1, description="Questions per minute per ask-key client.")
     queue_size: int = Field(16, ge=1, description="Questions waiting for the model before the server answers 429.")
@@ -143,6 +152,34 @@ class Settings(BaseSettings):
         20.0, gt=0, description="Largest document text ingested, in MB; larger files are skipped (split them).",
     )
     max_question_chars: int = Field(2000, ge=10, description="Longest question accepted.")
+    max_conversations: int = Field(
+        1000, ge=0, description="Conversations kept (with their feedback) in index_dir/conversations.sqlite; the "
+        "least recently continued go first. 0 = keep all.",
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _split_lists(cls, value: Any, info: Any) -> Any:
+        """Every list setting: a JSON list or a comma-separated string, from the environment or rag.toml alike."""
+        field = cls.model_fields.get(info.field_name)
+        if field is None or NoDecode not in field.metadata or not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list ({exc.msg} at column {exc.colno}); or write a,b,c") from None
+            return value
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], with no path or slash")
+        return origins
 
     @model_validator(mode="after")
     def _check_sizes(self) -> Settings:
@@ -200,11 +237,18 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or "settings"
         raise ConfigError(
-            f"invalid setting {field}: {error['msg']}",
+            f"invalid setting {field}: {_one_line(error['msg']).removeprefix('Value error, ')}",
             "fix it in rag.toml, the RAG_* environment or the flag (see `rag config`)",
         ) from exc
+    except SettingsError as exc:  # a value pydantic-settings could not even read (its message names the field)
+        raise ConfigError(f"invalid setting: {_one_line(str(exc))}", "fix it in rag.toml or the RAG_* environment")\
+            from exc
     finally:
         _toml_file.reset(token)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _check_toml(path: Path) -> None:

@@ -46,3 +46,7 @@ class BackendUnavailableError(RagError):
 
 class NotFoundError(RagError):
     """A named document or passage is not in the index."""
+
+
+class ConversationStoreError(RagError):
+    """The conversation store (conversations and their feedback) cannot be read or written."""

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from rag.answer.compose import Composer, Question, answer_mode
 from rag.answer.context import question_budget
@@ -20,6 +21,7 @@ from rag.answer.support import support_judge
 from rag.catalog import Catalog
 from rag.config import Settings
 from rag.conversation import Turn, trim_history
+from rag.conversations import FILE_NAME, ConversationStore
 from rag.errors import DocumentError, IndexMismatchError, NotFoundError, RagError
 from rag.ingest.ingester import INDEX_FORMAT, Ingester, IngestReport, NoProgress, Progress
 from rag.ingest.registry import Registry
@@ -46,6 +48,7 @@ class Pipeline:
         self.settings = settings
         self._lock = IndexLock(settings.index_dir)
         self._registry: Registry | None = None
+        self._conversations: ConversationStore | None = None
         self._store: VectorStore | None = None
         self._embedder: Embedder | None = None
         self._llm: ChatLLM | None = llm
@@ -58,16 +61,20 @@ class Pipeline:
         self._prefiller = Prefiller()
         self._composer: Composer | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
-        return cls(settings)
-
     # -- parts, each built on first use ------------------------------------------------------------------
     @property
     def registry(self) -> Registry:
         if self._registry is None:
             self._registry = Registry(self.settings.index_dir / "registry.sqlite")
         return self._registry
+
+    @property
+    def conversations(self) -> ConversationStore:  # a file of its own: a rebuilt index keeps the conversations
+        with self._build:
+            if self._conversations is None:
+                settings = self.settings
+                self._conversations = ConversationStore(settings.index_dir / FILE_NAME, settings.max_conversations)
+            return self._conversations
 
     @property
     def store(self) -> VectorStore:
@@ -287,14 +294,15 @@ class Pipeline:
         asked = Question(question, standalone, lang, turns, started)
         models = {"llm": llm.name, "embedding": embedder.name,
                   **({"reranker": self._reranker.name} if self._reranker else {})}
+        answering: dict[str, Any] = dict(
+            llm=llm, mode=mode, max_tokens=budget.max_tokens, window_tokens=budget.passage_tokens, timings=timings,
+            models=models, notices=self.notices(), document_text=self.document_text, judge=support_judge(embedder))
         scope = scope_of(question, self.catalog.titles, files)
         if scope.kind != "passages":  # a whole document or the corpus: evidence chosen by the scope
-            given = partial(self.composer.stream_given, llm=llm, mode=mode, max_tokens=budget.max_tokens,
-                            window_tokens=budget.passage_tokens, timings=timings, models=models,
-                            notices=self.notices(), document_text=self.document_text, judge=support_judge(embedder))
             found = scoped_answer(scope, asked, self.catalog, self.composer,
                                   lambda text, k: self.search(text, k, files, lang),
-                                  relevance_threshold(self.settings.relevance_threshold, embedder.name, lang), given)
+                                  relevance_threshold(self.settings.relevance_threshold, embedder.name, lang),
+                                  partial(self.composer.stream_given, **answering))
             if found is not None:
                 return found
             files = [scope.file] if scope.file else files
@@ -311,11 +319,7 @@ class Pipeline:
             if conversation and mode == "generate":
                 self._prefiller.start(llm, lang, [*turns, Turn(question, stream.result.answer)], budget.history_tokens)
 
-        return self.composer.stream(
-            asked, passages, relevance_gate(passages, threshold),
-            llm, mode=mode, max_tokens=budget.max_tokens, window_tokens=budget.passage_tokens, timings=timings,
-            models=models, notices=self.notices(), document_text=self.document_text, judge=support_judge(self.embedder),
-            after=after)
+        return self.composer.stream(asked, passages, relevance_gate(passages, threshold), **answering, after=after)
 
     @property
     def composer(self) -> Composer:
@@ -331,12 +335,10 @@ class Pipeline:
 
     def close(self) -> None:
         self.settle()  # the model must not be freed under a running prefill
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._registry is not None:
-            self._registry.close()
-            self._registry = None
+        for part in (self._store, self._registry, self._conversations):
+            if part is not None:
+                part.close()
+        self._store = self._registry = self._conversations = None
         self._lock.release()
 
     def __enter__(self) -> Pipeline:

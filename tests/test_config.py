@@ -73,3 +73,61 @@ def test_missing_explicit_config_file(tmp_path: Path) -> None:
 def test_hf_hub_offline_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert load_settings().offline is True
+
+
+# -- list settings: a JSON list or comma-separated, from the environment and rag.toml --------------------------
+
+ORIGINS = ["https://a.example", "https://b.example:8443"]
+
+
+@pytest.mark.parametrize("value", ["https://a.example,https://b.example:8443", " https://a.example , https://b.example:8443,",
+                                   '["https://a.example", "https://b.example:8443"]'])
+def test_list_settings_from_the_environment_in_both_forms(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_ALLOWED_ORIGINS", value)
+    assert load_settings().allowed_origins == ORIGINS
+
+
+@pytest.mark.parametrize("toml", ['allowed_origins = "https://a.example, https://b.example:8443"\n',
+                                  'allowed_origins = ["https://a.example", "https://b.example:8443"]\n'])
+def test_list_settings_from_rag_toml_in_both_forms(toml: str) -> None:
+    Path("rag.toml").write_text(toml)
+    assert load_settings().allowed_origins == ORIGINS
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ('["https://a.example",', "not a JSON list"),
+    ("https://a.example/", "is not an origin"),
+    ("a.example", "is not an origin"),
+    ('{"a": 1}', "is not an origin"),
+    ("[1, 2]", "valid string"),
+])
+def test_a_bad_list_setting_is_one_line_naming_it(value: str, says: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_ALLOWED_ORIGINS", value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert message.startswith("invalid setting allowed_origins") and says in message and "\n" not in message
+
+
+def test_rag_config_reads_comma_separated_origins_and_refuses_bad_ones_in_one_line() -> None:
+    import os
+    import subprocess
+    import sys
+
+    def config(value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rag", "config"], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "RAG_ALLOWED_ORIGINS": value})
+
+    good = config("https://a.example,https://b.example")
+    assert good.returncode == 0, good.stderr
+    assert "['https://a.example', 'https://b.example']" in good.stdout and "env RAG_ALLOWED_ORIGINS" in good.stdout
+    bad = config('["https://a.example"')
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "allowed_origins" in bad.stderr
+
+
+def test_max_conversations_is_a_setting() -> None:
+    assert load_settings().max_conversations == 1000
+    Path("rag.toml").write_text("max_conversations = -1\n")
+    with pytest.raises(ConfigError, match="max_conversations"):
+        load_settings()

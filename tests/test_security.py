@@ -22,7 +22,8 @@ ADMIN = "admin-sec-41d9-very-secret"
 ASK = "ask-sec-public-88"
 ORIGIN = "https://docs.example.org"
 DOCUMENT = "# The Zephyr lantern\n\nThe Zephyr-9 lantern was invented by Marta Quillfeather in Tallinn in 1911.\n"
-ASK_PATHS = {"/api/ask", "/v1/chat/completions", "/v1/models", "/api/passages/{passage_id}"}
+ASK_PATHS = {"/api/ask", "/v1/chat/completions", "/v1/models", "/api/passages/{passage_id}", "/api/feedback",
+             "/api/conversations", "/api/conversations/{conversation_id}"}  # the last three: a caller's own only
 _ABSOLUTE = re.compile(r"(?<![\w:/.])/(?:tmp|work|home|root|usr|var|etc|opt|srv|mnt)/")
 
 
@@ -104,7 +105,8 @@ def test_the_ask_key_reaches_only_the_ask_routes(server: tuple[str, Pipeline, An
         assert client.post("/api/ask", json={"question": "Who invented the Zephyr-9 lantern?"}).status_code == 200
         # A passage path that climbs out of /api/passages/ is no admin route for an ask key.
         for path in ("/api/passages/../documents", "/api/passages/..%2f..%2fapi%2fdocuments",
-                     "/api/passages/%2e%2e/%2e%2e/config", "/api/passages/../../gradio_api/info"):
+                     "/api/passages/%2e%2e/%2e%2e/config", "/api/passages/../../gradio_api/info",
+                     "/api/conversations/../documents", "/api/conversations/%2e%2e/%2e%2e/config"):
             response = client.get(path)
             assert response.status_code in (403, 404), (path, response.text)
             assert "lantern" not in response.text.lower()

@@ -1,4 +1,5 @@
-"""The Gradio chat UI: rendering only. Every action calls the Pipeline; all HTML comes from ui.render."""
+"""The Gradio chat UI: rendering only. Every action calls the Pipeline; all HTML comes from ui.render, and the
+stored conversations and feedback are handled in ui.history."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rag.errors import RagError
 from rag.ingest.layout import page_window
 from rag.pipeline import Pipeline
 from ui import render
+from ui.history import HistoryHandlers
 
 Turns = list[dict[str, Any]]
 
@@ -45,6 +47,7 @@ class ChatHandlers:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self.history = HistoryHandlers(pipeline)
 
     def files(self) -> list[str]:
         return [d.file for d in self.pipeline.status().documents if d.complete]
@@ -55,10 +58,13 @@ class ChatHandlers:
         lines += [f"⚠ {notice}" for notice in self.pipeline.notices()]
         return "  \n".join(lines)
 
-    def ask(self, question: str, turns: Turns, only: list[str] | None) -> Iterator[tuple[Any, ...]]:
+    def ask(self, question: str, turns: Turns, only: list[str] | None,
+            conversation_id: str | None) -> Iterator[tuple[Any, ...]]:
+        """Stream the answer; once it is finished, store it as the next turn of the conversation."""
         question = (question or "").strip()
+        unchanged = (gr.update(), gr.update())
         if not question:
-            yield render.conversation(turns), gr.update(), question, turns
+            yield render.conversation(turns), gr.update(), question, turns, *unchanged
             return
         history = [Turn(t["question"], t["answer"]) for t in turns if t.get("answer")]
         try:
@@ -69,13 +75,15 @@ class ChatHandlers:
         try:
             for piece in stream:
                 turns[-1]["answer"] += piece
-                yield render.conversation(turns), gr.update(), "", turns
+                yield render.conversation(turns), gr.update(), "", turns, *unchanged
         finally:
             stream.cancel()  # Stop button or a closed tab: free the model at once
         result = stream.result.to_dict()
+        stored, conversation_id = self.history.remember(conversation_id, question, stream.result)
         turns[-1] = {"question": question, **{key: result[key] for key in (
-            "answer", "refused", "citations", "context", "unsupported", "grounding", "answer_mode")}}
-        yield render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns
+            "answer", "refused", "citations", "context", "unsupported", "grounding", "answer_mode")}, **stored}
+        yield (render.conversation(turns), render.sources(len(turns) - 1, turns[-1]), "", turns, conversation_id,
+               self.history.listing(conversation_id))
 
     def open_citation(self, turns: Turns, event: gr.EventData) -> tuple[str, Any]:
         data = getattr(event, "_data", None) or {}
@@ -96,7 +104,8 @@ class ChatHandlers:
         return render.passage_in_document(passage, document, shown), gr.Tabs(selected="passage")
 
     def new_chat(self) -> tuple[Any, ...]:
-        return render.conversation([]), render.sources(0, None), "", []
+        return (render.conversation([]), render.sources(0, None), "", [], None, gr.Radio(value=None),
+                gr.Row(visible=False))
 
     def documents_view(self) -> tuple[Any, ...]:
         rows = self.pipeline.status().to_dict()["files"]  # one status read for the table and both lists
@@ -128,17 +137,28 @@ class ChatHandlers:
 def build_app(pipeline: Pipeline) -> gr.Blocks:
     do = ChatHandlers(pipeline)
     with gr.Blocks(title="rag — ask your documents") as app:
-        turns = gr.State([])
+        turns, conversation, rated = gr.State([]), gr.State(None), gr.State(None)
+        with gr.Sidebar(label="Conversations", open=True, width=300):
+            history, delete = _history_list()
         gr.Markdown(do.header)
         with gr.Row():
             with gr.Column(scale=3):
                 chat, question, send, stop, clear = _chat_column(do)
+                comment_row, comment, save = _comment_row()
             with gr.Column(scale=2), gr.Tabs() as tabs:
                 source_list, viewer, only, uploader, upload_note, listing, doomed, drop = _side_tabs(do)
-        asked = gr.on([send.click, question.submit], do.ask, [question, turns, only],
-                      [chat, source_list, question, turns])
+        asked = gr.on([send.click, question.submit], do.ask, [question, turns, only, conversation],
+                      [chat, source_list, question, turns, conversation, history])
         stop.click(None, cancels=[asked])
-        clear.click(do.new_chat, None, [chat, source_list, question, turns], cancels=[asked])
+        cleared = [chat, source_list, question, turns, conversation, history, comment_row]
+        clear.click(do.new_chat, None, cleared, cancels=[asked])
+        app.load(do.history.listing, None, [history])  # at each page load: the list as it is now
+        history.input(do.history.reopen, [history], [chat, source_list, turns, conversation, history, comment_row],
+                      cancels=[asked])
+        delete.click(do.history.delete, [conversation], cleared, cancels=[asked])
+        chat.like(do.history.rate, [turns], [chat, turns, comment_row, comment, rated])
+        gr.on([save.click, comment.submit], do.history.comment, [turns, rated, comment],
+              [chat, turns, comment_row, comment])
         chat.click(do.open_citation, [turns], [viewer, tabs])
         source_list.click(do.open_citation, [turns], [viewer, tabs])
         uploader.upload(do.upload, [uploader], [upload_note, uploader, listing, only, doomed])
@@ -146,9 +166,21 @@ def build_app(pipeline: Pipeline) -> gr.Blocks:
     return app
 
 
+def _history_list() -> tuple[Any, ...]:
+    """Stored conversations, newest first; picking one reopens it (filled at page load)."""
+    history = gr.Radio(choices=[], label="Past conversations (newest first)", elem_id="rag-history")
+    delete = gr.Button("Delete this conversation", size="sm", variant="stop", elem_id="rag-delete")
+    return history, delete
+
+
 def _chat_column(do: ChatHandlers) -> tuple[Any, ...]:
-    chat = gr.HTML(render.conversation([]), elem_id="rag-conversation", js_on_load=render.CITATION_CLICKS,
-                   autoscroll=True, min_height=320)
+    # gr.HTML from ui.render rather than gr.Chatbot: Chatbot's select and like events name a message, never which
+    # [n] inside it was clicked, so a citation could not open its passage; and it renders messages as Markdown with
+    # autolinks and LaTeX, so a URL or [text](link) written by a document or the model would become a live link.
+    # The thumbs raise Chatbot's own event name (`like`) from buttons in that HTML; the comment box and the
+    # conversation list are Gradio components.
+    chat = gr.HTML(render.conversation([]), elem_id="rag-conversation",
+                   js_on_load=render.CITATION_CLICKS + render.RATING_CLICKS, autoscroll=True, min_height=320)
     question = gr.Textbox(placeholder="Ask a question about your documents…", show_label=False, lines=2,
                           max_length=do.pipeline.settings.max_question_chars, elem_id="rag-question")
     with gr.Row():
@@ -156,6 +188,14 @@ def _chat_column(do: ChatHandlers) -> tuple[Any, ...]:
         stop = gr.Button("Stop", elem_id="rag-stop")
         clear = gr.Button("New chat", elem_id="rag-new")
     return chat, question, send, stop, clear
+
+
+def _comment_row() -> tuple[Any, ...]:
+    """Shown after a thumb is pressed: an optional comment for that answer."""
+    with gr.Row(visible=False, elem_id="rag-comment-row") as row:
+        comment = gr.Textbox(label="Say why (optional)", lines=1, max_length=2000, scale=4, elem_id="rag-comment")
+        save = gr.Button("Save comment", scale=1, elem_id="rag-save-comment")
+    return row, comment, save
 
 
 def _side_tabs(do: ChatHandlers) -> tuple[Any, ...]:

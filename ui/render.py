@@ -68,9 +68,32 @@ def conversation(turns: Sequence[Mapping[str, Any]]) -> str:
             else _with_unsupported_marked(answer, index, numbers, claims)
         parts.append(
             f'<div class="rag-turn"><div class="rag-q">{escape(turn["question"])}</div>'
-            f'<div class="rag-a">{body}{status}</div>{_shown_apart(claims) if apart else ""}</div>'
+            f'<div class="rag-a">{body}{status}</div>{_shown_apart(claims) if apart else ""}'
+            f"{_rating(index, turn)}</div>"
         )
     return "".join(parts)
+
+
+# Drawn, not emoji: a machine without an emoji font shows the glyphs as empty boxes. (Material's thumb icons.)
+THUMBS = {
+    "up": "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59"
+          "C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
+    "down": "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31l-.95 4.57-.03.32"
+            "c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z",
+}
+
+
+def _rating(turn_index: int, turn: Mapping[str, Any]) -> str:
+    """Thumbs up and down under a stored answer, the given one pressed, and the comment left with it."""
+    if not turn.get("answer_id"):
+        return ""
+    buttons = "".join(
+        f'<button type="button" class="rag-rate" data-turn="{turn_index}" data-rating="{value}" '
+        f'aria-pressed="{str(turn.get("rating") == value).lower()}" title="{label}" aria-label="{label}">'
+        f'<svg viewBox="0 0 24 24" aria-hidden="true"><path d="{THUMBS[value]}"/></svg></button>'
+        for value, label in (("up", "A good answer"), ("down", "A wrong or unhelpful answer")))
+    comment = f'<span class="rag-comment">“{escape(str(turn["comment"]))}”</span>' if turn.get("comment") else ""
+    return f'<div class="rag-rating">{buttons}{comment}</div>'
 
 
 def _shown_apart(claims: Sequence[Mapping[str, Any]]) -> str:
@@ -166,12 +189,24 @@ CSS = """
 .rag-mark { background: #ffe58f; color: #111; }
 .rag-empty { opacity: .7; }
 .rag-docs td, .rag-docs th { padding: 2px 8px; text-align: left; font-size: .9em; }
+.rag-rating { margin-top: .3em; display: flex; gap: .3em; align-items: center; font-size: .9em; }
+.rag-rate { border: 1px solid transparent; background: none; border-radius: 6px; padding: 3px 5px; cursor: pointer;
+  opacity: .5; color: inherit; line-height: 0; }
+.rag-rate svg { width: 15px; height: 15px; fill: currentColor; }
+.rag-rate:hover { opacity: 1; border-color: currentColor; }
+.rag-rate[aria-pressed="true"] { opacity: 1; color: #2457d6; border-color: #2457d6; background: rgba(36,87,214,.12); }
+.rag-comment { opacity: .75; font-style: italic; }
 """
 
 # Clicks on [n] travel to Python as an event carrying the turn and the passage number.
 CITATION_CLICKS = (
     "element.addEventListener('click', (e) => { const a = e.target.closest('a.rag-cite'); if (!a) return; "
     "e.preventDefault(); trigger('click', {turn: Number(a.dataset.turn), number: Number(a.dataset.n)}); });"
+)
+# A thumb raises the `like` event (gr.Chatbot's name for it) with the turn and the rating.
+RATING_CLICKS = (
+    "element.addEventListener('click', (e) => { const b = e.target.closest('button.rag-rate'); if (!b) return; "
+    "e.preventDefault(); trigger('like', {turn: Number(b.dataset.turn), rating: b.dataset.rating}); });"
 )
 SCROLL_TO_MARK = (
     "watch('value', () => { const m = element.querySelector('mark.rag-mark'); "

@@ -6,6 +6,10 @@
  * <rag-widget id="rag-widget-host">, so the page's CSS cannot reach in and the widget's CSS cannot leak out.
  * Document text and model output only ever become text nodes: nothing from an answer is parsed as HTML, and
  * the only clickable things in an answer are its citation markers.
+ *
+ * The conversation lasts: the server stores it, and this browser keeps its id (and a random id of its own, sent
+ * as X-Client-Id, which is what lets an ask key reach only this browser's conversations) in localStorage. Every
+ * answer has thumbs up and down, and an optional comment, sent to /api/feedback.
  */
 (function () {
   'use strict';
@@ -18,6 +22,7 @@
   var TITLE = script.getAttribute('data-title') || 'Ask the documents';
   var KEY = script.getAttribute('data-api-key') || '';
   var MAX_HISTORY = 20; // the server accepts at most 20 earlier turns
+  var STORAGE = 'rag-widget:' + ORIGIN + ':'; // one page may embed widgets of several servers
   var CITATION = /\[(\d{1,3})\]/g;
 
   var CSS = [
@@ -57,6 +62,18 @@
     '.rag-widget-cite { display: inline; border: 0; background: #e6edff; color: #1c47b3; border-radius: 4px;',
     '  padding: 0 3px; margin: 0 1px; font-weight: 600; font-size: .9em; }',
     '.rag-widget-cite:hover, .rag-widget-cite[aria-expanded="true"] { background: #2457d6; color: #fff; }',
+    '.rag-widget-rating { display: flex; flex-wrap: wrap; align-items: center; gap: 4px; margin: 4px 8% 0 0; }',
+    '.rag-widget-rate { border: 1px solid transparent; background: transparent; color: #667085; border-radius: 6px;',
+    '  padding: 3px 5px; line-height: 0; }',
+    '.rag-widget-rate svg { width: 14px; height: 14px; fill: currentColor; }',
+    '.rag-widget-rate:hover { border-color: #c8cfdb; color: #1d2430; }',
+    '.rag-widget-rate[aria-pressed="true"] { color: #2457d6; border-color: #2457d6; background: #e6edff; }',
+    '.rag-widget-thanks { color: #667085; font-size: 12px; }',
+    '.rag-widget-comment { display: flex; gap: 4px; flex-basis: 100%; }',
+    '.rag-widget-comment input { flex: 1; min-width: 0; font: inherit; font-size: 13px; padding: 3px 6px;',
+    '  border: 1px solid #c8cfdb; border-radius: 6px; color: inherit; background: #fff; }',
+    '.rag-widget-comment button { border: 0; border-radius: 6px; padding: 0 10px; background: #2457d6; color: #fff;',
+    '  font-size: 12px; }',
     '.rag-widget-passage { margin: 6px 8% 0 0; padding: 8px 10px; border-left: 3px solid #f0a500;',
     '  background: #fffaf0; border-radius: 0 8px 8px 0; font-size: 13px; }',
     '.rag-widget-passage-head { display: flex; gap: 6px; align-items: baseline; }',
@@ -84,6 +101,7 @@
     '  .rag-widget-answer { background: #232833; border-color: #3a4150; }',
     '  .rag-widget-passage { background: #2b2718; }',
     '  .rag-widget-cite { background: #2c3a5c; color: #c9d7ff; }',
+    '  .rag-widget-comment input { background: #1d2129; border-color: #3a4150; }',
     '}'
   ].join('\n');
 
@@ -113,6 +131,48 @@
     svg.appendChild(path);
     return svg;
   }
+
+  // Material's thumb icons: drawn, since emoji need a font the page may not have.
+  var THUMBS = {
+    up: 'M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 ' +
+      '7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z',
+    down: 'M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2c0 1.1.9 2 2 2h6.31l-.95 4.57-.03.32c0 ' +
+      '.41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5c0-1.1-.9-2-2-2zm4 0v12h4V3h-4z'
+  };
+  function icon(d) {
+    var svg = document.createElementNS(SVG, 'svg');
+    svg.setAttribute('viewBox', '0 0 24 24');
+    svg.setAttribute('aria-hidden', 'true');
+    var path = document.createElementNS(SVG, 'path');
+    path.setAttribute('d', d);
+    svg.appendChild(path);
+    return svg;
+  }
+
+  // -- what this browser remembers (nothing, where storage is blocked: then it lasts as long as the page) ----
+  function recall(name) {
+    try {
+      return window.localStorage.getItem(STORAGE + name) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function remember(name, value) {
+    try {
+      if (value) window.localStorage.setItem(STORAGE + name, value);
+      else window.localStorage.removeItem(STORAGE + name);
+    } catch (e) { /* storage blocked: keep it in memory only */ }
+  }
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+  }
+
+  var CLIENT = recall('client') || randomId();
+  remember('client', CLIENT);
 
   // -- build the widget ----------------------------------------------------------------------------------
   var host = document.createElement('rag-widget');
@@ -156,7 +216,9 @@
   root.appendChild(wrapper);
 
   // -- state ----------------------------------------------------------------------------------------------
-  var history = []; // [{question, answer}] of finished answers, sent with each follow-up
+  var history = []; // [{question, answer}] of finished answers: sent only if the server did not store them
+  var conversationId = recall('conversation'); // the server's stored conversation this browser continues
+  var restored = false; // its earlier turns are shown once, when the panel first opens
   var controller = null; // AbortController of the question being answered
 
   function showEmpty() {
@@ -178,6 +240,20 @@
     panel.hidden = false;
     button.setAttribute('aria-expanded', 'true');
     input.focus();
+    if (!restored) restore();
+  }
+
+  function headers(json) {
+    var names = { 'X-Client-Id': CLIENT };
+    if (json) names['Content-Type'] = 'application/json';
+    if (KEY) names.Authorization = 'Bearer ' + KEY;
+    return names;
+  }
+
+  function forgetConversation() {
+    conversationId = '';
+    remember('conversation', '');
+    history = [];
   }
 
   function closePanel() {
@@ -336,6 +412,108 @@
     return { node: node, answer: answer, passage: passage, streamed: document.createTextNode('') };
   }
 
+  // -- feedback -----------------------------------------------------------------------------------------------
+  /** Thumbs up and down under an answer the server stored, then an optional comment. */
+  function addRating(turn, result) {
+    var answerId = typeof result.answer_id === 'string' ? result.answer_id : '';
+    if (!answerId) return;
+    var bar = el('div', { 'class': 'rag-widget-rating' });
+    var buttons = {};
+    var rating = result.rating === 'up' || result.rating === 'down' ? result.rating : '';
+    var thanks = el('span', { 'class': 'rag-widget-thanks', 'aria-live': 'polite' });
+    var form = el('form', { 'class': 'rag-widget-comment' });
+    var comment = el('input', { type: 'text', maxlength: '2000', placeholder: 'Say why (optional)',
+      'aria-label': 'Comment on this answer' });
+    form.appendChild(comment);
+    form.appendChild(el('button', { type: 'submit' }, 'Send'));
+    form.hidden = true;
+
+    function show() {
+      buttons.up.setAttribute('aria-pressed', String(rating === 'up'));
+      buttons.down.setAttribute('aria-pressed', String(rating === 'down'));
+    }
+
+    function send(value, text) {
+      var feedback = { answer_id: answerId, rating: value };
+      if (text !== undefined) feedback.comment = text;
+      return fetch(ORIGIN + '/api/feedback', {
+        method: 'POST', headers: headers(true), body: JSON.stringify(feedback), credentials: 'omit', mode: 'cors'
+      }).then(function (response) {
+        if (response.ok) return true;
+        return response.json().catch(function () { return null; }).then(function (body) {
+          setStatus(errorText(response, body));
+          return false;
+        });
+      }, function () {
+        setStatus('Cannot reach the assistant; the rating was not sent.');
+        return false;
+      });
+    }
+
+    [['up', 'A good answer'], ['down', 'A wrong or unhelpful answer']].forEach(function (choice) {
+      var thumb = el('button', { type: 'button', 'class': 'rag-widget-rate', 'data-rating': choice[0],
+        'aria-pressed': 'false', title: choice[1], 'aria-label': choice[1] });
+      thumb.appendChild(icon(THUMBS[choice[0]]));
+      thumb.addEventListener('click', function () {
+        send(choice[0]).then(function (ok) {
+          if (!ok) return;
+          rating = choice[0];
+          show();
+          setStatus('');
+          thanks.textContent = 'Thanks!';
+          form.hidden = false;
+          comment.focus();
+        });
+      });
+      buttons[choice[0]] = thumb;
+      bar.appendChild(thumb);
+    });
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      send(rating, comment.value.trim()).then(function (ok) {
+        if (!ok) return;
+        form.hidden = true;
+        thanks.textContent = 'Thanks, your comment is saved.';
+      });
+    });
+    if (rating && typeof result.comment === 'string' && result.comment) {
+      thanks.textContent = '\u201c' + result.comment + '\u201d'; // a restored answer's comment, as text
+    }
+    bar.appendChild(thanks);
+    bar.appendChild(form);
+    show();
+    turn.node.insertBefore(bar, turn.passage);
+  }
+
+  /** The stored conversation this browser was in, shown again (after a reload, or on another page of the site). */
+  function restore() {
+    restored = true;
+    if (!conversationId) return;
+    var wanted = conversationId;
+    fetch(ORIGIN + '/api/conversations/' + encodeURIComponent(wanted), {
+      headers: headers(false), credentials: 'omit', mode: 'cors'
+    }).then(function (response) {
+      if (response.status === 404) {
+        if (conversationId === wanted) forgetConversation();
+        return null;
+      }
+      return response.ok ? response.json() : null;
+    }).then(function (stored) {
+      if (!stored || !Array.isArray(stored.turns) || conversationId !== wanted || log.querySelector('.rag-widget-turn')) {
+        return;
+      }
+      stored.turns.forEach(function (saved) {
+        if (!saved || typeof saved.question !== 'string') return;
+        var turn = addTurn(saved.question);
+        renderAnswer(turn, saved);
+        addRating(turn, saved);
+        history.push({ question: saved.question, answer: typeof saved.answer === 'string' ? saved.answer : '' });
+      });
+      if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
+      scrollDown();
+    }).catch(function () { /* offline: the next question still continues the conversation */ });
+  }
+
   // -- the server's event stream ------------------------------------------------------------------------
   /** Calls onEvent(name, data) for each server-sent event read from a fetch Response body. */
   function readEvents(response, onEvent) {
@@ -417,8 +595,7 @@
     controller = mine;
     send.disabled = true;
     var finished = false;
-    var headers = { 'Content-Type': 'application/json' };
-    if (KEY) headers.Authorization = 'Bearer ' + KEY;
+    var sentId = conversationId;
 
     function fail(text) {
       turn.answer.classList.remove('rag-widget-pending');
@@ -427,12 +604,19 @@
       setStatus(text);
     }
 
+    var body = sentId ? { question: question, conversation_id: sentId } :
+      { question: question, history: history.slice() };
     fetch(ORIGIN + '/api/ask', {
-      method: 'POST', headers: headers, body: JSON.stringify({ question: question, history: history.slice() }),
+      method: 'POST', headers: headers(true), body: JSON.stringify(body),
       signal: mine.signal, credentials: 'omit', mode: 'cors'
     }).then(function (response) {
       if (!response.ok) {
         return response.json().catch(function () { return null; }).then(function (body) {
+          if (response.status === 404 && sentId) {
+            forgetConversation(); // deleted or pruned on the server: the next question starts a new one
+            fail('That conversation is no longer on the server; ask again to start a new one.');
+            return;
+          }
           fail(errorText(response, body));
         });
       }
@@ -449,6 +633,11 @@
         } else if (name === 'answer' && payload) {
           finished = true;
           renderAnswer(turn, payload);
+          addRating(turn, payload);
+          if (typeof payload.conversation_id === 'string' && payload.conversation_id) {
+            conversationId = payload.conversation_id;
+            remember('conversation', conversationId);
+          }
           history.push({ question: question, answer: typeof payload.answer === 'string' ? payload.answer : '' });
           if (history.length > MAX_HISTORY) history.splice(0, history.length - MAX_HISTORY);
           scrollDown();
@@ -477,7 +666,7 @@
   closeButton.addEventListener('click', closePanel);
   newChat.addEventListener('click', function () {
     stop();
-    history = [];
+    forgetConversation();
     setStatus('');
     showEmpty();
     input.value = '';

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from rag.cli.shared import err, open_pipeline, out
 from rag.evaluation import compare as comparing
+from rag.evaluation import rated
 from rag.evaluation.metrics import format_value
 from rag.evaluation.questions import load_questions
 from rag.evaluation.runner import EvalRun, metric_table, run_eval
@@ -69,6 +70,7 @@ def eval_command(
     for warning in run.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     _print_summary(run, out)
+    _print_rated(run, out)
     out.print(f"\nwrote records.jsonl, summary.json, report.md and plots to {escape(str(run.out_dir))}")
 
 
@@ -103,6 +105,21 @@ def _print_summary(run: EvalRun, out: Console) -> None:
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))
     out.print(table)
+
+
+def _print_rated(run: EvalRun, out: Console) -> None:
+    """For a set exported from feedback: which answers differ from the ones people rated."""
+    if "rated" not in run.summary:
+        return
+    out.print(f"\n{escape(rated.headline(run.summary['rated']))}")
+    changed = rated.changed_records(run.records)
+    if changed:
+        table = Table("id", "rated", "answer when rated", "answer now", title="Changed since rated",
+                      title_justify="left")
+        for r in changed:
+            table.add_row(escape(r["id"]), r["rated"]["rating"], escape(rated.short(r["rated"]["answer_before"])),
+                          escape(rated.short(r["answer"])))
+        out.print(table)
 
 
 def _print_comparison(result: comparing.Comparison, out: Console) -> None:

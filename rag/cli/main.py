@@ -14,6 +14,7 @@ from rich.table import Table
 
 from rag.cli.bench import register_bench
 from rag.cli.eval import register_eval
+from rag.cli.history import register_history
 from rag.cli.shared import err, open_pipeline, out, print_json, print_notices, state
 from rag.config import describe_settings, load_settings
 from rag.conversation import Turn
@@ -191,7 +192,7 @@ def serve(
     from rag.server.app import create_app
 
     settings = load_settings(state["config"], **state["flags"], host=host, port=port)
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = Pipeline(settings)
     url = f"http://{settings.host}:{settings.port}"
     pipeline.hold_index(f"rag serve (pid {os.getpid()}) at {url}")
     models = pipeline.warm_up()
@@ -261,6 +262,7 @@ def config() -> None:
 
 register_eval(app)
 register_bench(app)
+register_history(app)
 
 
 def main() -> None:
@@ -279,7 +281,8 @@ def main() -> None:
     except Exception as exc:  # click usage errors and the like
         import click
 
-        if isinstance(exc, click.ClickException):
+        # Typer vendors its own click: its usage errors (a bad option value) are not click's classes.
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
             sys.exit(exc.exit_code)
         raise

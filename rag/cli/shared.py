@@ -21,7 +21,7 @@ state: dict[str, Any] = {"debug": False, "flags": {}, "config": None}
 
 
 def open_pipeline() -> Pipeline:
-    return Pipeline.from_settings(load_settings(state["config"], **state["flags"]))
+    return Pipeline(load_settings(state["config"], **state["flags"]))
 
 
 def print_json(data: Any) -> None:

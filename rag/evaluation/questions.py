@@ -6,7 +6,7 @@ run, so every bad line is reported at once with its line number and reason."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,7 +15,7 @@ from rag.errors import ConfigError, NotFoundError
 from rag.ingest.text import detect_language
 
 FIELDS = {"id", "question", "lang", "answerable", "expected_sources", "answer_contains", "evidence",
-          "reference_answer"}
+          "reference_answer", "note", "rated"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class Question:
     answer_contains: tuple[tuple[str, ...], ...] = ()
     evidence: tuple[str, ...] = ()
     reference_answer: str | None = None
+    note: str | None = None  # for people reading the set: why the question is there (feedback's comment)
+    # The answer as someone rated it (`rag feedback export`): rating, answer, refused, sources; a run says whether
+    # today's answer differs.
+    rated: Mapping[str, Any] | None = None
     line: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,7 +40,8 @@ class Question:
             "id": self.id, "question": self.question, "lang": self.lang, "answerable": self.answerable,
             "expected_sources": list(self.expected_sources),
             "answer_contains": [list(group) for group in self.answer_contains],
-            "evidence": list(self.evidence), "reference_answer": self.reference_answer,
+            "evidence": list(self.evidence), "reference_answer": self.reference_answer, "note": self.note,
+            "rated": dict(self.rated) if self.rated is not None else None,
         }
 
 
@@ -179,6 +184,12 @@ def _validate(data: Any) -> tuple[Question | None, list[str]]:
     reference = data.get("reference_answer")
     if reference is not None and not isinstance(reference, str):
         reasons.append("reference_answer must be a string")
+    note, rated = data.get("note"), data.get("rated")
+    if note is not None and not isinstance(note, str):
+        reasons.append("note must be a string")
+    if rated is not None and not (isinstance(rated, dict) and rated.get("rating") in ("up", "down")
+                                  and isinstance(rated.get("answer"), str)):
+        reasons.append("rated must be an object with rating (up or down) and answer (the rated answer's text)")
     if reasons:
         return None, reasons
     assert isinstance(qid, str) and isinstance(text, str)
@@ -186,5 +197,5 @@ def _validate(data: Any) -> tuple[Question | None, list[str]]:
         id=qid.strip(), question=text.strip(),
         lang=lang.strip().lower() if isinstance(lang, str) else detect_language(text),
         answerable=bool(answerable), expected_sources=sources, answer_contains=groups, evidence=evidence,
-        reference_answer=reference,
+        reference_answer=reference, note=note, rated=rated,
     ), reasons

@@ -15,7 +15,7 @@ from typing import Any
 
 from rag.answer.result import Answer
 from rag.errors import RagError
-from rag.evaluation import metrics
+from rag.evaluation import metrics, rated
 from rag.evaluation.questions import Question
 from rag.pipeline import Pipeline
 from rag.search.retrieve import Passage
@@ -78,6 +78,7 @@ def run_eval(
         },
         "overall": metrics.summarise(records),
         "by_lang": metrics.summarise_by_lang(records),
+        **({"rated": found} if (found := rated.summarise(records)) else {}),
     }
     run = EvalRun(records=records, summary=summary, out_dir=out_dir, warnings=warnings)
     if out_dir is not None:
@@ -146,6 +147,7 @@ def build_record(
         "unsupported": [claim.text for claim in answer.unsupported] if answer else [],
         "coverage": answer.coverage if answer else None,
         "retrieved": retrieved, "timings": timings, "scores": scores, "passed": metrics.passed(scores),
+        **({"rated": outcome} if (outcome := rated.rated_outcome(question.rated, answer)) else {}),
     }
 
 
@@ -202,7 +204,8 @@ def render_report(run: EvalRun, plots: list[str]) -> str:
             shown = (r["answer"] or "").replace("\n", " ")
             shown = shown[:120] + ("…" if len(shown) > 120 else "")
             lines.append(_md_row([r["id"], r["lang"], failed, shown]))
-    lines += ["", "Metric definitions: hit@k / MRR / recall@k use the expected source files; the evidence "
+    lines += ["", *rated.report_lines(run.records, _md_row)]
+    lines += ["Metric definitions: hit@k / MRR / recall@k use the expected source files; the evidence "
               "rows use passages containing an evidence quote. Raw citations are the model's [n] markers "
               "before the product removed invalid ones. Citation support is the share of answered questions "
               "citing an expected source or an evidence passage; citations the product added by word overlap "

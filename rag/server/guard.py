@@ -14,9 +14,10 @@ from rag.server.access import Access, RateLimiter, Role
 
 # Only these GETs need no key; any other method on the same paths (Gradio has a POST /login) needs one.
 PUBLIC = {"/healthz", "/widget.js", "/login"}
-ASK_ROUTES = {"/api/ask", "/v1/chat/completions", "/v1/models"}
-# What an answer cites, to be shown where it stands: the passage, and the original file at its page.
-ASK_PREFIXES = ("/api/passages/", "/api/files/")
+ASK_ROUTES = {"/api/ask", "/v1/chat/completions", "/v1/models", "/api/feedback", "/api/conversations"}
+# Reachable with the ask key: what an answer cites (the passage, the original file at its page), and the
+# conversations, where each route then limits an ask-key caller to its own.
+ASK_PREFIXES = ("/api/passages/", "/api/files/", "/api/conversations/")
 UPLOAD_ROUTES = {"/api/documents", "/gradio_api/upload"}
 MAX_FILES_PER_UPLOAD = 20
 MAX_BODY_BYTES = 1 << 20  # every request body but uploads
@@ -41,6 +42,7 @@ def authorise(access: Access, limiter: RateLimiter) -> Callable[[Request, CallNe
             return await call_next(request)
         role = access.role(request_key(request), request.headers.get("origin"))
         needed = Role.ASK if path in ASK_ROUTES or path.startswith(ASK_PREFIXES) else Role.ADMIN
+        request.state.role = role
         if role < needed:
             if role == Role.NONE and "text/html" in request.headers.get("accept", ""):
                 return HTMLResponse("<p>This rag server needs a key: open <code>/login?key=YOUR_KEY</code>.</p>",
