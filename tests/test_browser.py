@@ -197,13 +197,15 @@ def assert_no_payload_elements(page: Page) -> None:
     assert page.evaluate("getComputedStyle(document.body).display") != "none"
     assert page.locator('a[href^="javascript:" i]').count() == 0  # Playwright's CSS also pierces shadow roots
     # CSS, frames, refreshes and links from a payload: none became an element (Playwright's CSS pierces shadow
-    # roots), and the only links in answers and passages are the citation markers.
+    # roots), and the only links in answers and passages are the citation markers and the original file's.
     for selector in ("#pwn-overlay", "iframe", "#pwn-circle", 'link[href*="evil"]', 'meta[http-equiv="refresh" i]',
                      '[href*="evil.example"]', '[src*="evil.example"]'):
         assert page.locator(selector).count() == 0, selector
     links = page.evaluate("""() => [...document.querySelectorAll(
         '#rag-conversation a, #rag-sources a, #rag-passage a')].map(a => [a.className, a.getAttribute('href')])""")
-    assert all(link == ["rag-cite", "#"] for link in links), links
+    original = re.compile(r"/api/files/[\w.%-]+(#page=\d+)?")  # an indexed file's name, percent-encoded
+    assert all(link == ["rag-cite", "#"] or (link[0] == "rag-original" and original.fullmatch(link[1]))
+               for link in links), links
     assert "evil.example" not in page.url
 
 

@@ -22,8 +22,9 @@ ADMIN = "admin-sec-41d9-very-secret"
 ASK = "ask-sec-public-88"
 ORIGIN = "https://docs.example.org"
 DOCUMENT = "# The Zephyr lantern\n\nThe Zephyr-9 lantern was invented by Marta Quillfeather in Tallinn in 1911.\n"
-ASK_PATHS = {"/api/ask", "/v1/chat/completions", "/v1/models", "/api/passages/{passage_id}", "/api/feedback",
-             "/api/conversations", "/api/conversations/{conversation_id}"}  # the last three: a caller's own only
+ASK_PATHS = {"/api/ask", "/v1/chat/completions", "/v1/models", "/api/passages/{passage_id}", "/api/files/{file:path}",
+             "/api/feedback", "/api/conversations", "/api/conversations/{conversation_id}"}  # the last three: a
+# caller's own only
 _ABSOLUTE = re.compile(r"(?<![\w:/.])/(?:tmp|work|home|root|usr|var|etc|opt|srv|mnt)/")
 
 

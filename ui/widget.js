@@ -80,7 +80,7 @@
     '.rag-widget-passage-title { flex: 1; font-weight: 600; }',
     '.rag-widget-passage-close { border: 0; background: transparent; color: #667085; font-size: 16px;',
     '  line-height: 1; padding: 0 2px; }',
-    '.rag-widget-passage-file { color: #667085; font-size: 12px; overflow-wrap: anywhere; }',
+    '.rag-widget-passage-where { color: #667085; font-size: 12px; overflow-wrap: anywhere; }',
     '.rag-widget-original { color: #2457d6; }',
     '.rag-widget-mark { background: #ffe58f; color: #111; padding: 0 1px; }',
     '.rag-widget-passage-text { margin-top: 4px; white-space: pre-wrap; overflow-wrap: anywhere;',
@@ -292,7 +292,10 @@
     });
     head.appendChild(close);
     box.appendChild(head);
-    var place = el('div', { 'class': 'rag-widget-passage-file' }, placeOf(citation));
+    var place = el('div', { 'class': 'rag-widget-passage-where' });
+    place.appendChild(el('span', { 'class': 'rag-widget-passage-file' }, citation.file || ''));
+    var where = placeOf(citation);
+    if (where) place.appendChild(el('span', { 'class': 'rag-widget-passage-page' }, ' \u00b7 ' + where));
     var original = el('a', { href: '#', 'class': 'rag-widget-original' },
       citation.page ? 'open at p. ' + citation.page : 'open the original');
     original.addEventListener('click', function (event) {
@@ -310,14 +313,14 @@
     (mark || box).scrollIntoView({ block: 'center' }); // the cited sentence itself, not the passage's start
   }
 
-  /** "report.pdf · p. 5 · 2 Design": the file, its page(s) and section, where the document has them. */
+  /** "p. 5 · 2 Design": the page(s) and section of a citation, where its document has them. */
   function placeOf(citation) {
     var page = '';
     if (citation.page) {
       page = citation.page_end && citation.page_end !== citation.page
         ? 'pp. ' + citation.page + '\u2013' + citation.page_end : 'p. ' + citation.page;
     }
-    return [citation.file || '', page, citation.section || ''].filter(Boolean).join(' \u00b7 ');
+    return [page, citation.section || ''].filter(Boolean).join(' \u00b7 ');
   }
 
   /** The original file in a new tab, at the cited page. Fetched with the key (a plain link carries none), then
