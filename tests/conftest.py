@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from rag import Pipeline
 from rag.config import Settings
 from rag.models.packaged_e5 import bundled_model_file, converted_model
 from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID, packaged_llm_path
+from tests.servers import CHROMIUM_ARGS, SHOTS, serve_static
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -135,6 +137,24 @@ def count_evals(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[int]]:
         return evaluated
 
     return install
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless: never a browser a tool downloads."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def static_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A folder served on a second origin, for pages that embed the widget."""
+    folder = tmp_path_factory.mktemp("site")
+    with serve_static(folder) as url:
+        yield url, folder
 
 
 @pytest.fixture

@@ -128,3 +128,7 @@ def fresh_pipeline(folder: Path, documents: dict[str, str], llm: Any = None, **o
     pipeline = Pipeline(_settings(corpus, folder / "index", **overrides), llm=llm)
     pipeline.ingest()
     return pipeline
+
+
+SHOTS = Path("/tmp/rag-shots")  # screenshots the browser tests leave, to look at
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

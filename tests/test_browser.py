@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from rag.pipeline import Pipeline
 from rag.server.app import create_app
 from tests.conftest import ScriptedLLM
-from tests.servers import fresh_pipeline, seeded_pipeline, seeded_template, serve, serve_static
+from tests.servers import SHOTS, fresh_pipeline, seeded_pipeline, seeded_template, serve
 
 QUESTION = "Which model was Alibaba's first open-source model?"
 ADMIN = "admin-ui-3c1f-secret"
 ASK = "ASK"
-SHOTS = Path("/tmp/rag-shots")
+
 ANSWER_TIMEOUT_MS = 120_000
 
 PAYLOADS = [
@@ -63,25 +63,6 @@ HOST_PAGE = """<!doctype html>
 
 
 # -- fixtures -------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def static_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path_factory.mktemp("site")
-    with serve_static(folder) as url:
-        yield url, folder
-
 
 @pytest.fixture(scope="module")
 def real_server(static_site: tuple[str, Path],

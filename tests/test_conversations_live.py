@@ -19,13 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from rag.conversations import FILE_NAME, ConversationStore
 from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
 from rag.server.app import create_app
 from tests.conftest import ScriptedLLM
-from tests.servers import ROOT, free_port, seeded_pipeline, seeded_template, serve, serve_static
+from tests.servers import ROOT, SHOTS, free_port, seeded_pipeline, seeded_template, serve
 from tests.test_api import sse_events
 from tests.test_browser import HOST_PAGE
 
@@ -34,7 +34,7 @@ ADMIN = "admin-live-5e1d-secret"
 ASK = "ask-live-public"
 SITES = "https://a.example,https://b.example"  # comma-separated, as an operator writes it in the environment
 BROWSER_A = "live-browser-a-" + "7" * 20
-SHOTS = Path("/tmp/rag-shots")
+
 SERVE_ENV = {"RAG_EMBEDDING_MODEL": PACKAGED_EMBEDDING_ID, "RAG_LLM_MODEL": PACKAGED_LLM_ID, "RAG_OFFLINE": "1",
              "HF_HUB_OFFLINE": "1", "RAG_N_CTX": "2048", "RAG_MAX_TOKENS": "96", "TOKENIZERS_PARALLELISM": "false",
              "RAG_ADMIN_KEY": ADMIN, "RAG_ASK_KEY": ASK, "RAG_ALLOWED_ORIGINS": SITES}
@@ -94,17 +94,6 @@ def ask(client: httpx.Client, question: str = QUESTION, **body: Any) -> dict[str
         events = list(sse_events(response))
     assert events[-1][0] == "answer", events
     return events[-1][1]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield chromium
-        chromium.close()
 
 
 @contextmanager
@@ -282,13 +271,6 @@ def test_a_kill_inside_the_write_loses_only_that_answer(tmp_path: Path) -> None:
 
 # -- the widget in two browsers -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path_factory.mktemp("site")
-    with serve_static(folder) as url:
-        yield url, folder
-
-
 def widget_ask(page: Page, question: str) -> Any:
     widget = page.locator("#rag-widget-host")
     if not widget.locator("#rag-widget-panel").is_visible():
@@ -306,16 +288,16 @@ def stored_ids(page: Page, origin: str) -> dict[str, str | None]:
 
 
 def test_the_widget_keeps_a_conversation_per_browser_and_rates_answers(
-        template: Path, tmp_path: Path, browser: Browser, site: tuple[str, Path]) -> None:
+        template: Path, tmp_path: Path, browser: Browser, static_site: tuple[str, Path]) -> None:
     replies = ["Qwen-7B was the first open-source model that Alibaba released [1].", "Alibaba released it [1]."]
     llm = ScriptedLLM(replies + ["Another browser's answer [1]."] * 5)
-    pipeline = seeded_pipeline(template, tmp_path, llm, ask_key=ASK, admin_key=ADMIN, allowed_origins=[site[0]],
+    pipeline = seeded_pipeline(template, tmp_path, llm, ask_key=ASK, admin_key=ADMIN, allowed_origins=[static_site[0]],
                                grounding="flag")
     store = pipeline.conversations
     try:
         with serve(create_app(pipeline, mount_ui=False)) as url, new_page(browser) as a, new_page(browser) as b:
-            (site[1] / "feedback.html").write_text(HOST_PAGE.format(api=url, key=ASK), encoding="utf-8")
-            page_url = f"{site[0]}/feedback.html"
+            (static_site[1] / "feedback.html").write_text(HOST_PAGE.format(api=url, key=ASK), encoding="utf-8")
+            page_url = f"{static_site[0]}/feedback.html"
             a.goto(page_url)
             widget = widget_ask(a, QUESTION)
             ids = stored_ids(a, url)
