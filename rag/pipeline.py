@@ -289,23 +289,23 @@ class Pipeline:
         timings: dict[str, float] = {}
         budget = question_budget(llm, self.settings.max_tokens, self.settings.context_tokens, lang, question)
         turns = trim_history(history, budget.history_tokens, llm.count_tokens)
-        standalone, context = follow_up_query(llm, question, lang, turns, self.settings.follow_ups, timings)
-        forms = self.query_forms(standalone, lang, timings)  # remembered: the search below asks no second time
-        asked = Question(question, standalone, lang, turns, started)
         models = {"llm": llm.name, "embedding": embedder.name,
                   **({"reranker": self._reranker.name} if self._reranker else {})}
         answering: dict[str, Any] = dict(
             llm=llm, mode=mode, max_tokens=budget.max_tokens, window_tokens=budget.passage_tokens, timings=timings,
             models=models, notices=self.notices(), document_text=self.document_text, judge=support_judge(embedder))
         scope = scope_of(question, self.catalog.titles, files)
-        if scope.kind != "passages":  # a whole document or the corpus: evidence chosen by the scope
-            found = scoped_answer(scope, asked, self.catalog, self.composer,
-                                  lambda text, k: self.search(text, k, files, lang),
+        if scope.kind != "passages":  # a whole document or the corpus: evidence chosen by the scope, at once
+            found = scoped_answer(scope, Question(question, question, lang, turns, started), self.catalog,
+                                  self.composer, lambda text, k: self.search(text, k, files, lang),
                                   relevance_threshold(self.settings.relevance_threshold, embedder.name, lang),
                                   partial(self.composer.stream_given, **answering))
             if found is not None:
                 return found
             files = [scope.file] if scope.file else files
+        standalone, context = follow_up_query(llm, question, lang, turns, self.settings.follow_ups, timings)
+        forms = self.query_forms(standalone, lang, timings)  # remembered: the search below asks no second time
+        asked = Question(question, standalone, lang, turns, started)
         t = time.perf_counter()
         pool = max(top_k or self.settings.top_k, self.settings.evidence_pool)
         passages = self.search(standalone, pool, files, lang, context)

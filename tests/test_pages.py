@@ -20,6 +20,7 @@ from rag.ingest.documents import read_document
 from rag.models.resolve import PACKAGED_EMBEDDING_ID, PACKAGED_LLM_ID
 from rag.pipeline import Pipeline
 from rag.server.app import create_app
+from tests.conftest import ScriptedLLM
 from tests.pdfs import REPORT_TITLE, long_report_pdf, report_pdf
 from tests.servers import SEEDS, serve
 from ui import render
@@ -221,6 +222,33 @@ def test_summarize_a_report_cites_pages_across_it(library: Pipeline) -> None:
     pages = {c.page for c in answer.citations}
     assert len(pages) >= 3 and {c.file for c in answer.citations} == {"report.pdf"}
     assert answer.answer_mode == "extractive" and "5 People" in answer.answer  # the outline is named
+
+
+@pytest.mark.parametrize("grounding", ["strict", "flag"])
+def test_a_model_writes_the_summary_from_the_key_sentences_or_rag_quotes_them(
+        tmp_path: Path, grounding: str) -> None:
+    """Generated: the model reads the key sentences (numbered, with their sections) and its backed sentences
+    stand. When nothing it writes is backed, the answer is the quoted key points, not a refusal."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    report_pdf(corpus / "report.pdf")
+    backed = "The main telescope has a mirror of 4.1 metres [2]. The observatory employs 120 staff [5]."
+    llm = ScriptedLLM([backed, "Lumen is famous for its cheese and its football team."])
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", embedding_model=PACKAGED_EMBEDDING_ID,
+                        llm_model=PACKAGED_LLM_ID, offline=True, answer_mode="generate", grounding=grounding)
+    with Pipeline(settings, llm=llm) as pipeline:
+        pipeline.ingest()
+        written = pipeline.ask("Summarize report.pdf").result
+        prompt = llm.calls[0][-1]["content"]
+        assert "§ 2 Telescopes" in prompt and "mirror of 4.1 metres" in prompt and "120 staff" in prompt
+        assert written.answer_mode == "generated" and "4.1 metres" in written.answer
+        assert {c.page for c in written.citations} == {2, 5}
+        invented = pipeline.ask("Summarize report.pdf").result
+        if grounding == "strict":
+            assert invented.answer_mode == "extractive" and "cheese" not in invented.answer
+            assert len({c.page for c in invented.citations}) >= 3
+        else:  # flagged: the claim stays in the answer, marked as backed by nothing
+            assert [claim.text for claim in invented.unsupported] == [invented.answer.strip()]
 
 
 def test_a_long_documents_summary_covers_its_beginning_middle_and_end(library: Pipeline) -> None:

@@ -139,12 +139,12 @@ class Composer:
         return AnswerStream(run)
 
     def stream_given(self, question: Question, chosen: list[evidence.Evidence], passages: list[Passage],
-                     written: str, llm: ChatLLM, *, mode: str, max_tokens: int, window_tokens: int,
-                     timings: dict[str, float], models: dict[str, str], notices: list[str],
+                     write: Callable[[list[evidence.Evidence]], str], llm: ChatLLM, *, mode: str, max_tokens: int,
+                     window_tokens: int, timings: dict[str, float], models: dict[str, str], notices: list[str],
                      document_text: Callable[[str], str], judge: respond.Judge) -> AnswerStream:
-        """An answer from evidence chosen by the question's scope (a whole document, the corpus): `written` is
-        rag's own answer from it, shown as it is in extractive mode and when there is no evidence; otherwise the
-        model writes from the evidence that fits the budget, checked like any answer."""
+        """An answer from evidence chosen by the question's scope (a whole document, the corpus). `write` makes
+        rag's own answer from evidence: shown in extractive mode, with no evidence, and when nothing the model
+        wrote is backed; otherwise the model writes from the evidence that fits the budget, checked as always."""
         if mode == "generate" and chosen:
             budget = self.budget(llm, question, window_tokens)
             kept = within_budget(chosen, budget, llm.count_tokens, self.settings.min_evidence_sentences)
@@ -155,6 +155,7 @@ class Composer:
         relevance = {"top_score": max((e.score for e in chosen), default=None), "threshold": None, "gated": False}
         prepared = self._prepared(question, passages, chosen, relevance, coverage, timings, models, notices,
                                   document_text, llm if mode == "generate" else None)
+        prepared.fallback = written = write(chosen)
 
         def run(stream: AnswerStream) -> Iterator[str]:
             if mode == "generate" and chosen:

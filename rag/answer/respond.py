@@ -43,6 +43,9 @@ class Prepared:
     notices: list[str]
     started: float
     passage_text: dict[int, str] = field(default_factory=dict)  # evidence number → the passage text around it
+    # rag's own answer from this evidence (a document's key points), shown instead of a refusal when nothing the
+    # model wrote is backed: the evidence was chosen to answer, so quoting it beats saying the documents don't
+    fallback: str = ""
 
 
 def cite(prepared: Prepared, numbers: Sequence[int], attributed: Collection[int] = (),
@@ -128,9 +131,10 @@ def _finish_strict(stream: AnswerStream, prepared: Prepared, gate: Gate, raw: st
                    backs: Callable[[str, int], bool]) -> Iterator[str]:
     held = [_claim_in(raw, text) for text in gate.held]
     if gate.backed_claims == 0:  # nothing the evidence backs is left (or the model refused): rag refuses
-        text = refusal_with_closest(prepared.lang, prepared.evidence)
+        text = prepared.fallback or refusal_with_closest(prepared.lang, prepared.evidence)
         yield ("\n\n" if "".join(gate.released).strip() else "") + text
-        finish(stream, prepared, text=text, raw=raw, mode="refused", answer_lang=prepared.lang,
+        finish(stream, prepared, text=text, raw=raw, mode="extractive" if prepared.fallback else "refused",
+               answer_lang=prepared.lang,
                citations=cite(prepared, grounding.cited_numbers(text)), unsupported=held, invalid=invalid)
         return
     text = grounding.clean_markers("".join(gate.released)).strip()
@@ -143,8 +147,9 @@ def _finish_flagged(stream: AnswerStream, prepared: Prepared, visible: str, raw:
     """grounding = "flag": the answer as written, uncited sentences attributed, unbacked claims marked in it."""
     text = grounding.clean_markers(visible).strip()
     if prompts.is_refusal(raw):
-        text = refusal_with_closest(prepared.lang, prepared.evidence)
-        finish(stream, prepared, text=text, raw=raw, mode="refused", answer_lang=prepared.lang,
+        text = prepared.fallback or refusal_with_closest(prepared.lang, prepared.evidence)
+        finish(stream, prepared, text=text, raw=raw, mode="extractive" if prepared.fallback else "refused",
+               answer_lang=prepared.lang,
                citations=cite(prepared, grounding.cited_numbers(text)), invalid=invalid)
         return
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.answer import evidence as ev
 from rag.answer import overview
 from rag.answer.compose import Composer, Question
 from rag.answer.extractive import phrase
@@ -30,17 +31,21 @@ def scoped_answer(scope: Scope, question: Question, catalog: Catalog, composer: 
             return None
         chunks = catalog.chunks(info.file, sorted({k[2] for k in info.key}))
         chosen = overview.key_evidence(info, chunks, catalog.text(info.file))
-        written = overview.document_answer(question.lang, info, chosen)
-        return stream(question, chosen, list(chunks.values()), written)
+        return stream(question, chosen, list(chunks.values()),
+                      lambda shown: overview.document_answer(question.lang, info, shown))
     if scope.topic:
         found = [p for p in search(scope.topic, _CORPUS_POOL) if threshold is None or p.score >= threshold]
         vector = np.asarray(composer.embed_query(scope.topic), dtype=np.float32)
         chosen = overview.best_per_document(vector, scope.topic, question.lang, found, composer.vectors,
                                             catalog.text)
         total = len({p.file for p in found})
-        written = overview.corpus_answer(question.lang, scope.topic, chosen, total) if chosen else \
-            phrase(question.lang, "no_documents_about").format(topic=scope.topic)
-        return stream(question, chosen, found, written)
+
+        def listing(shown: list[ev.Evidence]) -> str:
+            if not shown:
+                return phrase(question.lang, "no_documents_about").format(topic=scope.topic)
+            return overview.corpus_answer(question.lang, scope.topic, shown, total)
+
+        return stream(question, chosen, found, listing)
     return _every_document(question, catalog, stream)
 
 
@@ -56,4 +61,5 @@ def _every_document(question: Question, catalog: Catalog, stream: Callable[..., 
                                        chunk, catalog.text(info.file), len(chosen) + 1)
         chosen.extend(picked)
         passages.extend(chunk.values())
-    return stream(question, chosen, passages, overview.corpus_answer(question.lang, "", chosen, len(infos)))
+    return stream(question, chosen, passages,
+                  lambda shown: overview.corpus_answer(question.lang, "", shown, len(infos)))

@@ -155,14 +155,18 @@ def cjk_ratio(text: str) -> float:
 # Spanish and "Wie viele Parameter hat das Modell QwQ?" as English, swayed by the names in them.
 _FUNCTION_WORD_TEXT = {
     "en": ("the a an of to in on for is are was were did does do what which who whom whose when where why how "
-           "many much has have had and or with from about by its their this that"),
+           "many much has have had and or with from about by its their this that summarize summarise summary "
+           "overview document documents"),
     "de": ("der die das den dem des ein eine einen und oder ist sind war waren hat haben wie wann was welche "
-           "welcher welches wer wem wo warum mit von für über auf im zum zur nicht auch sich es"),
+           "welcher welches wer wem wo warum mit von für über auf im zum zur nicht auch sich es fasse zusammen "
+           "zusammenfassung überblick dokument dokumente datei"),
     "fr": ("le la les un une des du de et est sont qui que quoi quand où pourquoi comment quel quelle avec "
-           "pour dans sur par"),
+           "pour dans sur par résume résumé"),
     "es": ("el la los las un una unos unas y es son qué cuál cuándo dónde por cómo quién con para en del al "
-           "fue fueron"),
+           "fue fueron resume resumen documento documentos"),
 }
+# A file named in a question ("Summarize report.pdf") says nothing of its language.
+_FILE_NAME = re.compile(r"[\w.-]+\.(?:pdf|docx|txt|text|md|markdown|rst|html?|xhtml)\b", re.IGNORECASE)
 _FUNCTION_WORDS = {lang: frozenset(words.split()) for lang, words in _FUNCTION_WORD_TEXT.items()}
 _SHORT_TEXT = 200
 
@@ -171,13 +175,16 @@ def _by_function_words(text: str) -> str | None:
     words = re.findall(r"[^\W\d_]+", text.casefold())
     counts = {lang: sum(w in vocabulary for w in words) for lang, vocabulary in _FUNCTION_WORDS.items()}
     ranked = sorted(counts.items(), key=lambda item: -item[1])
-    return ranked[0][0] if ranked[0][1] >= 2 and ranked[0][1] > ranked[1][1] else None
+    needed = 1 if len(words) <= 2 else 2  # "Summarize report.pdf": one word, and it is the question's language
+    return ranked[0][0] if ranked[0][1] >= needed and ranked[0][1] > ranked[1][1] else None
 
 
 def detect_language(text: str, hint: str | None = None) -> str:
     """ISO 639-1 code of the text's main language; 'und' when it has no letters. A `hint` (the language the
     text is expected in) wins whenever it is a plausible reading: short texts are ambiguous."""
     sample = text[:3000]
+    if len(sample) < _SHORT_TEXT and _LETTER.search(without := _FILE_NAME.sub(" ", sample)):
+        sample = without
     if not _LETTER.search(sample):
         return "und"
     if cjk_ratio(sample) > 0.3:
