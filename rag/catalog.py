@@ -33,6 +33,7 @@ class Catalog:
             index_dir=settings.index_dir.absolute(), index_bytes=disk_usage(settings.index_dir),
             backend=f"Qdrant server {settings.qdrant_url}" if settings.qdrant_url else "Qdrant Edge (embedded)",
             chunking=registry.meta("chunking"), embedding_hub=registry.meta("embedding_hub"),
+            pages=registry.page_counts(),
         )
 
     def text(self, file: str) -> str:

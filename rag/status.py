@@ -3,7 +3,7 @@ from."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.config import DEFAULT_EMBEDDING_MODEL, Settings
@@ -24,6 +24,7 @@ class Status:
     backend: str
     chunking: str | None
     embedding_hub: str | None = None  # where the model that built the index came from (hubs.SOURCES keys)
+    pages: dict[str, int] = field(default_factory=dict)  # file -> pages, for documents with pages
 
     @property
     def chunks(self) -> int:
@@ -35,7 +36,8 @@ class Status:
             "embedding_hub": self.embedding_hub, "index_dir": str(self.index_dir), "index_bytes": self.index_bytes,
             "backend": self.backend, "chunking": self.chunking,
             "files": [{"file": d.file, "title": d.title, "date": d.date, "lang": d.lang, "chunks": d.chunks,
-                       "status": d.status, "sha256": d.sha256, "ingested_at": d.ingested_at} for d in self.documents],
+                       "pages": self.pages.get(d.file), "status": d.status, "sha256": d.sha256,
+                       "ingested_at": d.ingested_at} for d in self.documents],
         }
 
 

@@ -161,6 +161,12 @@ def test_sections_from_markdown_docx_and_html(tmp_path: Path) -> None:
     assert page.layout.section_at(page.text.index("seven billion")) == "News › Details"
 
 
+def test_status_counts_the_pages_of_paged_documents(library: Pipeline) -> None:
+    files = {row["file"]: row for row in library.status().to_dict()["files"]}  # type: ignore[union-attr]
+    assert files["report.pdf"]["pages"] == 6 and files["atlas.pdf"]["pages"] == len(TOPICS)
+    assert files["design.md"]["pages"] is None
+
+
 def test_plain_text_has_no_pages_or_sections_and_its_prompt_is_unchanged(library: Pipeline) -> None:
     seed = sorted(SEEDS.glob("*.txt"))[0].name
     passages = [p for p in library.search("Alibaba open source models", 8) if p.file == seed]

@@ -166,11 +166,11 @@ def documents(rows: Sequence[Mapping[str, Any]]) -> str:
         return '<div class="rag-empty">No documents yet: upload some above.</div>'
     items = "".join(
         f"<tr><td>{escape(r['file'])}</td><td>{escape(r['title'][:80])}</td><td>{escape(r['lang'])}</td>"
-        f"<td>{r['chunks']}</td><td>{escape(r['status'])}</td></tr>"
+        f"<td>{r.get('pages') or ''}</td><td>{r['chunks']}</td><td>{escape(r['status'])}</td></tr>"
         for r in rows
     )
-    return ('<table class="rag-docs"><tr><th>file</th><th>title</th><th>lang</th><th>chunks</th><th>status</th>'
-            f"</tr>{items}</table>")
+    return ('<table class="rag-docs"><tr><th>file</th><th>title</th><th>lang</th><th>pages</th><th>chunks</th>'
+            f"<th>status</th></tr>{items}</table>")
 
 
 CSS = """

@@ -220,10 +220,11 @@ def status(as_json: AsJson = False) -> None:
     table = Table(box=None)
     table.add_column("file", no_wrap=True)
     table.add_column("title", max_width=50, overflow="ellipsis", no_wrap=True)
-    for name in ("lang", "date", "chunks", "status"):
+    for name in ("lang", "date", "pages", "chunks", "status"):
         table.add_column(name, no_wrap=True)
     for d in info.documents:
-        table.add_row(escape(d.file), escape(d.title), d.lang, d.date or "", str(d.chunks), d.status)
+        pages = str(info.pages.get(d.file, ""))
+        table.add_row(escape(d.file), escape(d.title), d.lang, d.date or "", pages, str(d.chunks), d.status)
     out.print(table)
     built = f" (from {hubs.SOURCES[info.embedding_hub]})" if info.embedding_hub in hubs.SOURCES else ""
     out.print(f"\n{len(info.documents)} documents, {info.chunks} chunks; embedding model {info.embedding_model or '-'}"

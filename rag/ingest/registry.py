@@ -113,6 +113,11 @@ class Registry:
         row = self._db.execute("SELECT layout FROM layouts WHERE file = ?", (file,)).fetchone()
         return json.loads(row[0]) if row else {}
 
+    def page_counts(self) -> dict[str, int]:
+        """Pages of every document that has them (PDFs)."""
+        rows = self._db.execute("SELECT file, json_extract(layout, '$.page_count') FROM layouts").fetchall()
+        return {file: int(count) for file, count in rows if count}
+
     def mark_pending(self, record: DocumentRecord, text: str, layout: dict[str, object] | None = None) -> None:
         with self._db:
             self._db.execute(
