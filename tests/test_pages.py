@@ -282,7 +282,7 @@ def test_what_documents_do_you_have_lists_every_document(library: Pipeline) -> N
     answer = library.ask("What documents do you have?").result
     assert {c.file for c in answer.citations} == {"report.pdf", "atlas.pdf", "design.md",
                                                   sorted(SEEDS.glob("*.txt"))[0].name}
-    assert "4 document(s)" in answer.answer
+    assert answer.answer.startswith("The index holds 4 documents:")
 
 
 def test_an_ordinary_question_is_not_routed(library: Pipeline) -> None:

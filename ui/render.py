@@ -188,7 +188,10 @@ CSS = """
 .rag-doc { white-space: pre-wrap; max-height: 60vh; overflow-y: auto; font-size: .92em; line-height: 1.5; }
 .rag-mark { background: #ffe58f; color: #111; }
 .rag-empty { opacity: .7; }
-.rag-docs td, .rag-docs th { padding: 2px 8px; text-align: left; font-size: .9em; }
+.rag-docs { width: 100%; border-collapse: collapse; }
+.rag-docs td, .rag-docs th { padding: 2px 6px; text-align: left; font-size: .9em; vertical-align: top; }
+.rag-docs td:first-child { overflow-wrap: anywhere; min-width: 9em; }
+.rag-docs td:nth-child(2) { min-width: 10em; }
 .rag-rating { margin-top: .3em; display: flex; gap: .3em; align-items: center; font-size: .9em; }
 .rag-rate { border: 1px solid transparent; background: none; border-radius: 6px; padding: 3px 5px; cursor: pointer;
   opacity: .5; color: inherit; line-height: 0; }

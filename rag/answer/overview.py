@@ -68,7 +68,7 @@ def best_per_document(topic_vector: np.ndarray, topic: str, lang: str, passages:
 
 def corpus_answer(lang: str, topic: str, evidence: Sequence[ev.Evidence], total: int) -> str:
     """The documents, one line each: title, file and date, and the sentence that shows why it is listed."""
-    key = "documents_about" if topic else "documents_all"
+    key = ("document" if total == 1 else "documents") + ("_about" if topic else "_all")
     lines = [phrase(lang, key).format(count=total, topic=topic)]
     for e in evidence:
         where = ", ".join(p for p in (e.file, e.date or "", page_label(e.page, e.page_end)) if p)
