@@ -319,3 +319,47 @@ def test_the_probe_counts_a_site_that_drops_the_tls_handshake_as_unreachable(tmp
     drops = _listen(lambda conn: None)
     assert hubs.reachable(f"https://{tls}") and hubs.reachable(f"http://{drops}")
     assert not hubs.reachable(f"https://{drops}")
+
+
+def test_rag_serve_starts_with_the_default_qwen_from_modelscope_when_hugging_face_is_blocked(
+        tmp_path: Path, modelscope: FakeModelScope, hugging_face_unreachable: str) -> None:
+    """The whole way a user in mainland China goes: `rag ingest` then `rag serve` with default settings, Hugging
+    Face blocked (a closed port) and ModelScope reachable; the server answers with the default Qwen."""
+    from tests.servers import free_port
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "qwen.txt").write_text(NOTE, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hugging_face_unreachable,
+           "HF_HUB_CACHE": str(tmp_path / "hf-cache"), "MODELSCOPE_DOMAIN": modelscope.url,
+           "RAG_INDEX_DIR": str(tmp_path / "index"), "RAG_CORPUS_DIR": str(docs), "RAG_N_CTX": "1024",
+           "RAG_MAX_TOKENS": "16", "RAG_ANSWER_MODE": "generate", "RAG_GROUNDING": "flag",
+           "RAG_RELEVANCE_THRESHOLD": "0"}
+    run = [sys.executable, "-m", "rag"]
+    ingest = subprocess.run([*run, "ingest", str(docs)], capture_output=True, text=True, env=env, timeout=600)
+    assert ingest.returncode == 0, ingest.stderr
+    assert f"downloaded {E5_ON_MODELSCOPE} from ModelScope" in ingest.stderr + ingest.stdout
+    port = free_port()
+    server = subprocess.Popen([*run, "serve", "--port", str(port)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.5)
+        with httpx.stream("POST", f"http://127.0.0.1:{port}/api/ask", timeout=300,
+                          json={"question": "How large is the quantized 1.5B Qwen model?"}) as response:
+            body = "".join(response.iter_text())
+        assert response.status_code == 200, body
+        final = json.loads(body.rsplit("event: answer", 1)[1].split("data:", 1)[1].split("\n\n", 1)[0])
+        assert final["models"]["llm"] == QWEN_NAME and final["models"]["embedding"] == DEFAULT_EMBEDDING_MODEL
+        assert modelscope.downloads(DEFAULT_LLM_REPO) == [DEFAULT_LLM_FILE]
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert f"downloaded {QWEN_NAME} from ModelScope" in output, output
