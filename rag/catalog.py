@@ -59,6 +59,13 @@ class Catalog:
     def titles(self) -> list[tuple[str, str]]:
         return [(r.file, r.title) for r in self._registry().documents() if r.complete]
 
+    def newest(self, count: int) -> tuple[list[DocumentInfo], int]:
+        """The `count` newest documents (by their date, then title) and how many there are in all."""
+        records = sorted((r for r in self._registry().documents() if r.complete),
+                         key=lambda r: (r.date or "", r.title), reverse=True)
+        infos = [info for r in records[:count] if (info := self.info(r.file)) is not None]
+        return infos, len(records)
+
     def info(self, file: str) -> DocumentInfo | None:
         record = self._registry().get(file)
         if record is None or not record.complete:

@@ -51,10 +51,9 @@ def scoped_answer(scope: Scope, question: Question, catalog: Catalog, composer: 
 
 def _every_document(question: Question, catalog: Catalog, stream: Callable[..., Any]) -> AnswerStream:
     """The indexed documents, newest first, each with its first key sentence."""
-    infos = [info for file, _ in catalog.titles() if (info := catalog.info(file)) is not None]
-    infos.sort(key=lambda i: (i.date or "", i.title), reverse=True)
+    infos, total = catalog.newest(overview.MAX_LISTED)
     chosen, passages = [], []
-    for info in infos[: overview.MAX_LISTED]:
+    for info in infos:
         first = info.key[:1]
         chunk = catalog.chunks(info.file, [first[0][2]]) if first else {}
         picked = overview.key_evidence(DocumentInfo(info.file, info.title, info.date, info.layout, first),
@@ -62,4 +61,4 @@ def _every_document(question: Question, catalog: Catalog, stream: Callable[..., 
         chosen.extend(picked)
         passages.extend(chunk.values())
     return stream(question, chosen, passages,
-                  lambda shown: overview.corpus_answer(question.lang, "", shown, len(infos)))
+                  lambda shown: overview.corpus_answer(question.lang, "", shown, total))

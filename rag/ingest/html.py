@@ -12,15 +12,11 @@ _HTML_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link"
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
 
-def html_to_text(html: str) -> str:
-    """The readable text of a page: the first <article>, else <main>, else <body>, without scripts, navigation
-    and the like, with line breaks around blocks. One streaming pass with a stack, so deeply nested or broken
-    markup costs linear time (a tree library took minutes on 100,000 nested <div>s)."""
-    return read_html(html)[0]
-
-
 def read_html(html: str) -> tuple[str, list[tuple[int, str]]]:
-    """The readable text (see html_to_text) and its headings, (level, text), in document order."""
+    """The readable text of a page and its headings, (level, text), in document order: the first <article>, else
+    <main>, else <body>, without scripts, navigation and the like, with line breaks around blocks. One streaming
+    pass with a stack, so deeply nested or broken markup costs linear time (a tree library took minutes on
+    100,000 nested <div>s)."""
     parser = _PageText()
     parser.feed(html)
     parser.close()
